@@ -7,7 +7,7 @@ Docs: https://diffnotes.github.io/diffnotes/samplers.html.md"""
 # %% auto #0
 __all__ = ['ddpm_step', 'ddim_sigma', 'ddim_step', 'sampling_steps', 'ddpm_sample', 'ddim_sample']
 
-# %% ../nbs/06_samplers.ipynb #18efc0d6
+# %% ../nbs/06_samplers.ipynb #e8286e6a
 import math
 import torch
 from fastprogress.fastprogress import progress_bar
@@ -17,16 +17,16 @@ from .diffusion import (bcast, x0_eps_from_pred, posterior_mean_coefs, posterior
 from .weights import _check_target
 from .timesteps import respace_betas
 
-# %% ../nbs/06_samplers.ipynb #5e73c310
+# %% ../nbs/06_samplers.ipynb #47696ca5
 _variances = ('fixed_small', 'fixed_large', 'learned_range')
 
-# %% ../nbs/06_samplers.ipynb #df6c6175
+# %% ../nbs/06_samplers.ipynb #bf6541cc
 def _table(x, device):
     "A schedule table on `device`, kept in float64 where the device has it (cast to the images' dtype at use)"
     device = torch.device(device) if device is not None else x.device
     return x.to(device, torch.float32 if device.type == 'mps' else torch.float64)
 
-# %% ../nbs/06_samplers.ipynb #bb04da84
+# %% ../nbs/06_samplers.ipynb #86808baf
 class _DDPMTables:
     "Per-step coefficients of the DDPM reverse step, as float32 tensors on `device`"
     def __init__(self, betas, variance, device=None):
@@ -38,12 +38,12 @@ class _DDPMTables:
         self.variance, self.betas, self.abar = variance, f(betas), f(abar_from_betas(betas))
         self.c0, self.ct, self.sd, self.nonzero = f(c0), f(ct), f(sd), f((torch.arange(len(betas)) > 0).double())
 
-# %% ../nbs/06_samplers.ipynb #aa2978db
+# %% ../nbs/06_samplers.ipynb #4d89739b
 def _check_out(out, x_t, learned:bool):
     c = x_t.shape[1] * (2 if learned else 1)
     if out.shape[1] != c: raise ValueError(f"`model_out` must have {c} channels ({'2×' if learned else ''}{x_t.shape[1]}) for this variance; got {out.shape[1]}")
 
-# %% ../nbs/06_samplers.ipynb #9c214a52
+# %% ../nbs/06_samplers.ipynb #3d229957
 def _ddpm_step(x_t, out, t, tabs, objective, noise, clip_x0):
     learned = tabs.variance == 'learned_range'
     _check_out(out, x_t, learned)
@@ -54,13 +54,13 @@ def _ddpm_step(x_t, out, t, tabs, objective, noise, clip_x0):
     sd = (0.5 * learned_range_log_variance(v, t, tabs.betas)).exp() if learned else bcast(tabs.sd[t], x_t)
     return mean + bcast(tabs.nonzero[t], x_t) * sd * noise, x0
 
-# %% ../nbs/06_samplers.ipynb #4171f2c7
+# %% ../nbs/06_samplers.ipynb #1d830d8f
 def _steps_like(t, x):
     "`t` (an int or a tensor) as a long tensor with one entry per image of `x`, on `x`'s device"
     t = torch.as_tensor(t, device=x.device)
     return t.expand(len(x)) if t.ndim == 0 else t
 
-# %% ../nbs/06_samplers.ipynb #d865e0e4
+# %% ../nbs/06_samplers.ipynb #05e7abb3
 def ddpm_step(x_t,                    # current images, shape (B, C, ...)
               model_out,              # model output at (x_t, t): C channels, or 2C for 'learned_range'
               t,                      # current step: an int or a (B,) tensor of ints
@@ -78,12 +78,12 @@ def ddpm_step(x_t,                    # current images, shape (B, C, ...)
     if noise is None: noise = torch.randn(x_t.shape, generator=generator, device=x_t.device, dtype=x_t.dtype)
     return _ddpm_step(x_t, model_out, t, _DDPMTables(betas, variance, x_t.device), objective, noise, clip_x0)[0]
 
-# %% ../nbs/06_samplers.ipynb #b59aaef5
+# %% ../nbs/06_samplers.ipynb #d7d167c7
 def ddim_sigma(abar_t, abar_prev, eta):
     "σ = η·√((1 − ᾱ_prev)/(1 − ᾱ_t))·√(1 − ᾱ_t/ᾱ_prev)"
     return eta * ((1 - abar_prev) / (1 - abar_t)).sqrt() * (1 - abar_t / abar_prev).sqrt()
 
-# %% ../nbs/06_samplers.ipynb #20b93f98
+# %% ../nbs/06_samplers.ipynb #c08214fb
 def ddim_step(x_t,            # current images
               eps,            # predicted noise ε̂
               abar_t,         # ᾱ at the current step: a number, 0-d tensor or (B,) tensor
@@ -105,7 +105,7 @@ def ddim_step(x_t,            # current images
     if noise is None: noise = torch.randn(x_t.shape, generator=generator, device=x_t.device, dtype=x_t.dtype)
     return x_prev + sig * noise
 
-# %% ../nbs/06_samplers.ipynb #8c2c596a
+# %% ../nbs/06_samplers.ipynb #723a6fb0
 def sampling_steps(n_train:int,        # T of the trained model
                    n_steps:int,        # number of sampling steps n ≤ T
                    spacing='leading',  # 'leading', 'trailing', 'linspace', or a list of steps to keep
@@ -124,10 +124,10 @@ def sampling_steps(n_train:int,        # T of the trained model
     check_range(torch.tensor(steps), 'spacing', 0, n_train, hi_open=True)
     return sorted((int(s) for s in steps), reverse=True)
 
-# %% ../nbs/06_samplers.ipynb #8bab1f11
+# %% ../nbs/06_samplers.ipynb #53e5e43a
 def _device(model, device): return torch.device(device) if device is not None else next(iter(model.parameters())).device
 
-# %% ../nbs/06_samplers.ipynb #4129f566
+# %% ../nbs/06_samplers.ipynb #2269829d
 def _start(model, shape, x_T, device, generator, seed):
     "Device, generator and starting noise shared by the sampling loops"
     device = _device(model, device)
@@ -136,10 +136,10 @@ def _start(model, shape, x_T, device, generator, seed):
     elif tuple(x_T.shape) != tuple(shape): raise ValueError(f"`x_T` must have shape {tuple(shape)}; got {tuple(x_T.shape)}")
     return device, generator, x_T.to(device)
 
-# %% ../nbs/06_samplers.ipynb #f8a4f1f6
+# %% ../nbs/06_samplers.ipynb #3639df4f
 def _bar(it, progress): return progress_bar(it, leave=False) if progress else it
 
-# %% ../nbs/06_samplers.ipynb #ab0f5430
+# %% ../nbs/06_samplers.ipynb #61459190
 @torch.no_grad()
 def ddpm_sample(model,                  # called as model(x_t, t) with t a (B,) tensor of steps
                 shape,                  # shape of the batch to draw, e.g. (16, 1, 32, 32)
@@ -167,7 +167,7 @@ def ddpm_sample(model,                  # called as model(x_t, t) with t a (B,) 
         x, _ = _ddpm_step(x, out, t, tabs, objective, z, clip_x0)
     return x
 
-# %% ../nbs/06_samplers.ipynb #87386027
+# %% ../nbs/06_samplers.ipynb #0b003b00
 def _ddim_grid(schedule, n_steps, spacing, t_max, device):
     "Model inputs, ᾱ and ᾱ_prev for each DDIM step, as tensors on `device`"
     if callable(schedule):
@@ -179,7 +179,7 @@ def _ddim_grid(schedule, n_steps, spacing, t_max, device):
     ab = _table(abar_from_betas(schedule.double()), device)
     return steps, ab[steps], torch.cat([ab[steps[1:]], ab.new_ones(1)])
 
-# %% ../nbs/06_samplers.ipynb #e0c573c8
+# %% ../nbs/06_samplers.ipynb #5251de83
 @torch.no_grad()
 def ddim_sample(model,             # called as model(x_t, t): t integer steps (discrete) or float times (continuous)
                 shape,             # shape of the batch to draw
@@ -201,6 +201,7 @@ def ddim_sample(model,             # called as model(x_t, t): t integer steps (d
     check_range(eta, 'eta', 0)
     device, generator, x = _start(model, shape, x_T, device, generator, seed)
     ts, abar_t, abar_prev = _ddim_grid(betas_or_abar_fn, n_steps, spacing, t_max, device)
+    abar_t, abar_prev = abar_t.to(x.dtype), abar_prev.to(x.dtype)  # cast once, not at every step
     for i in _bar(range(len(ts)), progress):
         out = model(x, ts[i].expand(len(x)))
         if out.shape[1] == 2 * x.shape[1]: out = out[:, :x.shape[1]]  # a learned-variance model: DDIM ignores σ
