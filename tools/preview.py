@@ -1,0 +1,73 @@
+"""Build a local HTML preview of the documentation without Quarto.
+
+    python tools/preview.py            # writes _preview/index.html and one page per notebook
+
+The real site is rendered by Quarto (the GitHub deploy workflow). Where Quarto is not installed this
+does the same two steps with what is: nbdev's processing step (`nbdev.serve.proc_nbs`: hidden cells and
+nbdev directives removed, `show_doc` rendered, the title cell turned into front matter), then
+nbconvert's HTML export of the stored outputs. Nothing is executed. Pages keep their figures as
+embedded images; files the notebooks link to (nbs/figures) are copied beside them.
+"""
+import argparse, html, shutil, sys
+from pathlib import Path
+import nbformat, yaml
+from nbconvert import HTMLExporter
+from nbdev.config import get_config
+from nbdev.serve import proc_nbs
+
+OUT = '_preview'
+
+def _front_matter(nb):
+    c = nb.cells[0] if nb.cells else None
+    if c is None or c.cell_type != 'raw' or not c.source.startswith('---'): return {}, nb.cells
+    return yaml.safe_load(c.source.strip().strip('-')) or {}, nb.cells[1:]
+
+def _order(nbs_path):
+    "Pages in sidebar order, then any others"
+    side = nbs_path/'sidebar.yml'
+    names = []
+    def walk(items):
+        for it in items:
+            if isinstance(it, str): names.append(it)
+            elif isinstance(it, dict): walk(it.get('contents', []))
+    if side.exists(): walk(yaml.safe_load(side.read_text())['website']['sidebar']['contents'])
+    return names
+
+def render_page(nb_path, exporter):
+    "HTML of one processed notebook, with its title and description as a header"
+    nb = nbformat.read(nb_path, as_version=4)
+    fm, nb.cells = _front_matter(nb)
+    nb.metadata['language_info'] = {'name': 'python'}
+    body, _ = exporter.from_notebook_node(nb, resources={'metadata': {'name': fm.get('title', nb_path.stem)}})
+    head = f"<h1 class='title'>{html.escape(fm.get('title', nb_path.stem))}</h1>"
+    if fm.get('description'): head += f"<p class='description'>{html.escape(fm['description'])}</p>"
+    return body.replace('<main>', '<main>' + head, 1) if '<main>' in body else body.replace('<body', head + '<body', 1), fm
+
+def build(out=OUT):
+    cfg = get_config()
+    root, nbs = cfg.config_path, cfg.nbs_path
+    cache = proc_nbs(str(nbs), n_workers=0, force=True)
+    out = root/out
+    shutil.rmtree(out, ignore_errors=True); out.mkdir()
+    exporter = HTMLExporter(template_name='lab')
+    pages = []
+    for p in sorted(cache.rglob('*.ipynb')):
+        rel = p.relative_to(cache)
+        page, fm = render_page(p, exporter)
+        dest = (out/rel).with_suffix('.html')
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        dest.write_text(page)
+        pages.append((str(rel), dest.relative_to(out), fm.get('title', rel.stem)))
+    for d in ('figures',):
+        if (nbs/d).exists(): shutil.copytree(nbs/d, out/d)
+    order = _order(nbs)
+    pages.sort(key=lambda x: (order.index(x[0]) if x[0] in order else len(order), x[0]))
+    links = '\n'.join(f"<li><a href='{html.escape(str(href))}'>{html.escape(title)}</a></li>" for _, href, title in pages)
+    (out/'contents.html').write_text(f"<!doctype html><html><head><meta charset='utf-8'><title>{cfg.title} — contents</title></head>"
+                                     f"<body><h1>{cfg.title}</h1><ul>{links}</ul></body></html>")
+    print(f"wrote {len(pages)} pages to {out} (start at {out/'index.html'}; all pages: {out/'contents.html'})")
+    return out, pages
+
+if __name__ == '__main__':
+    argparse.ArgumentParser(description=__doc__.splitlines()[0]).parse_args()
+    build()
