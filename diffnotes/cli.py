@@ -8,7 +8,7 @@ Docs: https://diffnotes.github.io/diffnotes/cli.html.md"""
 __all__ = ['tables', 'build_model', 'build_callback', 'save_atomic', 'load_checkpoint', 'save_grid', 'sample_from', 'train',
            'sample', 'fid', 'main']
 
-# %% ../nbs/09_cli.ipynb #4ae0e9c2
+# %% ../nbs/09_cli.ipynb #6d255582
 import argparse, os, sys, time, warnings
 from functools import partial
 from pathlib import Path
@@ -16,17 +16,17 @@ import torch
 from .schedules import linear_betas, cosine_betas, abar_from_betas, plot_abar, plot_logsnr, cosine_abar, linear_abar
 from .weights import weight_table, plot_p2_weights, plot_weight_zoo, p2_weights, min_snr_weights
 
-# %% ../nbs/09_cli.ipynb #a307f302
+# %% ../nbs/09_cli.ipynb #62c08c58
 def _schedules(n_steps): return {'linear (DDPM)': linear_betas(n_steps), 'cosine (Improved DDPM)': cosine_betas(n_steps)}
 
-# %% ../nbs/09_cli.ipynb #2c6ae875
+# %% ../nbs/09_cli.ipynb #e6d29cf5
 def _save(ax, path):
     import matplotlib.pyplot as plt
     ax.figure.savefig(path, dpi=100, bbox_inches='tight')
     plt.close(ax.figure)
     return path
 
-# %% ../nbs/09_cli.ipynb #c3e199e5
+# %% ../nbs/09_cli.ipynb #1263bd9a
 def tables(out='figures',       # folder for the PNG figures (created if missing)
            n_steps:int=1000,    # number of diffusion steps T
           )->list:
@@ -45,10 +45,10 @@ def tables(out='figures',       # folder for the PNG figures (created if missing
     print('\nfigures: ' + ', '.join(str(p) for p in paths))
     return paths
 
-# %% ../nbs/09_cli.ipynb #cf356bbd
+# %% ../nbs/09_cli.ipynb #53a99e00
 _model_keys = ('model', 'channels', 'in_channels', 'size', 'learn_variance', 'callback', 'schedule', 'objective')
 
-# %% ../nbs/09_cli.ipynb #ef769c7a
+# %% ../nbs/09_cli.ipynb #904010ef
 def build_model(cfg:dict, # configuration, as stored in checkpoints
                ):
     "The model a configuration describes"
@@ -56,16 +56,16 @@ def build_model(cfg:dict, # configuration, as stored in checkpoints
     if cfg['model'] == 'tiny': return TinyUNet(cfg['in_channels'], learn_variance=cfg['learn_variance'], channels=tuple(cfg['channels']), emb_dim=64)
     return UNet(cfg['in_channels'], learn_variance=cfg['learn_variance'], sample_size=cfg['size'], block_out_channels=tuple(cfg['channels']))
 
-# %% ../nbs/09_cli.ipynb #d0f46049
+# %% ../nbs/09_cli.ipynb #7949873e
 def _weight(cfg):
     if cfg['weight'] == 'p2': return partial(p2_weights, gamma=cfg['gamma'], k=cfg['k'])
     if cfg['weight'] == 'min-snr': return partial(min_snr_weights, gamma=cfg['min_snr_gamma'])
     return None
 
-# %% ../nbs/09_cli.ipynb #869fa3d9
+# %% ../nbs/09_cli.ipynb #acb63b46
 def _schedule(cfg): return {'cosine': (cosine_betas, cosine_abar), 'linear': (linear_betas, linear_abar)}[cfg['schedule']]
 
-# %% ../nbs/09_cli.ipynb #93d7bad7
+# %% ../nbs/09_cli.ipynb #dc220d80
 def build_callback(cfg:dict, # configuration, as stored in checkpoints
                   ):
     "The diffusion callback a configuration describes"
@@ -77,7 +77,7 @@ def build_callback(cfg:dict, # configuration, as stored in checkpoints
     return DDPMCallback(betas_fn(cfg['n_steps']), cfg['objective'], _weight(cfg), 'importance' if cfg['importance'] else None,
                         cfg['learn_variance'])
 
-# %% ../nbs/09_cli.ipynb #fadd097e
+# %% ../nbs/09_cli.ipynb #4c28fdb4
 def save_atomic(obj,  # anything `torch.save` takes
                 path, # destination file
                ):
@@ -90,7 +90,7 @@ def save_atomic(obj,  # anything `torch.save` takes
     finally: tmp.unlink(missing_ok=True)
     return path
 
-# %% ../nbs/09_cli.ipynb #bea776c3
+# %% ../nbs/09_cli.ipynb #572e2009
 def load_checkpoint(path,          # checkpoint file
                     cfg:dict=None, # configuration the checkpoint must match (model keys only)
                    ):
@@ -103,7 +103,7 @@ def load_checkpoint(path,          # checkpoint file
                                   ', '.join(f"{k}: checkpoint {a!r} vs now {b!r}" for k, (a, b) in diff.items()))
     return ck
 
-# %% ../nbs/09_cli.ipynb #ca012ae9
+# %% ../nbs/09_cli.ipynb #d63c84da
 @torch.no_grad()
 def _check_data(dls, model):
     "One forward pass on two images of the data, so a mismatch stops here with a clear message"
@@ -113,7 +113,7 @@ def _check_data(dls, model):
         raise ValueError(f"the data's images, {tuple(x.shape[1:])} (channels, height, width), do not fit the model: {e}") from None
     finally: model.train()
 
-# %% ../nbs/09_cli.ipynb #feadcf8c
+# %% ../nbs/09_cli.ipynb #cea9fa38
 def save_grid(x,              # images (N, C, H, W) in [-1, 1]
               path,           # PNG file to write
               nrow:int=8,     # images per row and column
@@ -131,7 +131,7 @@ def save_grid(x,              # images (N, C, H, W) in [-1, 1]
     plt.close(fig)
     return Path(path)
 
-# %% ../nbs/09_cli.ipynb #143fd599
+# %% ../nbs/09_cli.ipynb #d96481fc
 def _save_losses(learn, path):
     import matplotlib.pyplot as plt
     rec = learn.recorder
@@ -147,7 +147,7 @@ def _save_losses(learn, path):
     plt.close(fig)
     return Path(path)
 
-# %% ../nbs/09_cli.ipynb #981f20e0
+# %% ../nbs/09_cli.ipynb #3bf9135c
 def sample_from(model,             # a trained model
                 cfg:dict,          # its configuration (from the checkpoint)
                 n:int=64,          # number of images
@@ -178,7 +178,7 @@ def sample_from(model,             # a trained model
         else: raise ValueError(f"`sampler` must be 'ddim' or 'ddpm'; got {sampler!r}")
     return torch.cat(out)
 
-# %% ../nbs/09_cli.ipynb #93cf3c0f
+# %% ../nbs/09_cli.ipynb #c8fbbafa
 def train(out='runs/default',        # folder for checkpoint, loss curve and samples
           data='embedded',           # 'embedded', 'full', a folder of idx files or of images
           model='tiny',              # 'tiny' (`TinyUNet`) or 'unet' (diffusers' `UNet2DModel`)
@@ -234,7 +234,7 @@ def train(out='runs/default',        # folder for checkpoint, loss curve and sam
     print(f"trained {done} epochs in {time.time() - start:.0f}s; wrote {out/'model.pt'}, {out/'loss.png'}, {out/'samples.png'}, {out/'samples.pt'}")
     return learn
 
-# %% ../nbs/09_cli.ipynb #43479c4b
+# %% ../nbs/09_cli.ipynb #24479c64
 def sample(ckpt,           # checkpoint written by `train`
            out='samples',  # output path without suffix: writes .png and .pt
            sampler='ddim', # 'ddim' or 'ddpm'
@@ -254,7 +254,7 @@ def sample(ckpt,           # checkpoint written by `train`
     print(f"wrote {out.with_suffix('.png')} and {out.with_suffix('.pt')} ({n} samples)")
     return x
 
-# %% ../nbs/09_cli.ipynb #7069fa68
+# %% ../nbs/09_cli.ipynb #ec8e37e9
 def fid(samples,          # a .pt file of images (N, 1, 32, 32) in [-1, 1]
         n_boot:int=200,   # bootstrap resamples for the confidence interval
        ):
@@ -265,7 +265,7 @@ def fid(samples,          # a .pt file of images (N, 1, 32, 32) in [-1, 1]
     print(rep['text'])
     return rep
 
-# %% ../nbs/09_cli.ipynb #0e400383
+# %% ../nbs/09_cli.ipynb #6b27b1e3
 def _parser():
     p = argparse.ArgumentParser(prog='diffnotes', description='Diffusion models trained with fastai, sampled and scored.')
     sub = p.add_subparsers(dest='cmd', required=True, metavar='COMMAND')
@@ -297,7 +297,7 @@ def _parser():
     fi.add_argument('--samples', default='runs/default/samples.pt'); fi.add_argument('--n-boot', type=int, default=200)
     return p
 
-# %% ../nbs/09_cli.ipynb #fc1b2805
+# %% ../nbs/09_cli.ipynb #29259e64
 def main(argv=None, # arguments (default: `sys.argv[1:]`)
         ):
     "Entry point of the `diffnotes` command (returns None, so the exit status is 0 on success)"

@@ -7,14 +7,14 @@ Docs: https://diffnotes.github.io/diffnotes/data.html.md"""
 # %% auto #0
 __all__ = ['read_idx', 'load_fashion_mnist', 'build_embedded', 'embedded_path', 'load_embedded', 'to_model_scale', 'get_dls']
 
-# %% ../nbs/07_data.ipynb #3c32bf46
+# %% ../nbs/07_data.ipynb #51c70ae3
 import gzip, os
 from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-# %% ../nbs/07_data.ipynb #a34fc7ef
+# %% ../nbs/07_data.ipynb #85295046
 def read_idx(fn, # path of an idx file, optionally gzipped
             )->np.ndarray:
     "Read an idx file (the MNIST / Fashion-MNIST format) into a uint8 array"
@@ -27,17 +27,17 @@ def read_idx(fn, # path of an idx file, optionally gzipped
     if arr.size != np.prod(shape): raise ValueError(f"{fn}: header says {shape} but holds {arr.size} bytes")
     return arr.reshape(shape)
 
-# %% ../nbs/07_data.ipynb #6dba2f17
+# %% ../nbs/07_data.ipynb #1ce4ee75
 _fmnist_files = {'x_train': 'train-images-idx3-ubyte', 'y_train': 'train-labels-idx1-ubyte',
                  'x_test': 't10k-images-idx3-ubyte', 'y_test': 't10k-labels-idx1-ubyte'}
 
-# %% ../nbs/07_data.ipynb #e844f9fb
+# %% ../nbs/07_data.ipynb #1b17dddd
 def _find(path, stem):
     for name in (stem, stem + '.gz'):
         if (Path(path) / name).exists(): return Path(path) / name
     raise FileNotFoundError(f"`path` {path} has no {stem}[.gz]; Fashion-MNIST needs {', '.join(_fmnist_files.values())}")
 
-# %% ../nbs/07_data.ipynb #43e7fa10
+# %% ../nbs/07_data.ipynb #1e1dfd94
 def load_fashion_mnist(path=None,   # folder with the four idx files (gzipped or not); None to download
                        cache=None,  # where a download goes (default: ~/.cache/diffnotes)
                       )->dict:
@@ -45,7 +45,7 @@ def load_fashion_mnist(path=None,   # folder with the four idx files (gzipped or
     if path is None: path = _download(cache)
     return {k: read_idx(_find(path, stem)) for k, stem in _fmnist_files.items()}
 
-# %% ../nbs/07_data.ipynb #43140334
+# %% ../nbs/07_data.ipynb #4a083424
 def _download(cache=None):
     "Download Fashion-MNIST with torchvision; returns the folder of its raw idx files"
     from torchvision.datasets import FashionMNIST
@@ -58,13 +58,13 @@ def _download(cache=None):
                               "(`load_embedded()`, the default of `get_dls`).") from e
     return root / 'FashionMNIST' / 'raw'
 
-# %% ../nbs/07_data.ipynb #9a7310f2
+# %% ../nbs/07_data.ipynb #ee501504
 def _first_per_class(x, y, n):
     idx = np.concatenate([np.flatnonzero(y == c)[:n] for c in range(10)])
     idx.sort()
     return x[idx], y[idx]
 
-# %% ../nbs/07_data.ipynb #92e37b88
+# %% ../nbs/07_data.ipynb #42779fa2
 def build_embedded(path,           # folder with the full Fashion-MNIST idx files
                    dest,           # .npz file to write
                    n_train:int=600, # training images per class
@@ -77,18 +77,18 @@ def build_embedded(path,           # folder with the full Fashion-MNIST idx file
     np.savez_compressed(dest, x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test)
     return Path(dest)
 
-# %% ../nbs/07_data.ipynb #cfaddb06
+# %% ../nbs/07_data.ipynb #e946fde4
 def embedded_path(): 
     "Where the package's copy of the Fashion-MNIST subset lives"
     import diffnotes
     return Path(diffnotes.__file__).parent / 'data' / 'fashion_mnist_subset.npz'
 
-# %% ../nbs/07_data.ipynb #fade541c
+# %% ../nbs/07_data.ipynb #0ac01b2f
 def load_embedded()->dict:
     "The embedded Fashion-MNIST subset: `x_train` (6000, 28, 28), `y_train`, `x_test` (1000, 28, 28), `y_test`, uint8"
     with np.load(embedded_path()) as f: return {k: f[k] for k in _fmnist_files}
 
-# %% ../nbs/07_data.ipynb #48bfc14a
+# %% ../nbs/07_data.ipynb #86063382
 def to_model_scale(x,            # uint8 images (N, H, W) or (N, C, H, W)
                    size:int=32,  # pad (centred) to this size
                   )->torch.Tensor:
@@ -100,27 +100,27 @@ def to_model_scale(x,            # uint8 images (N, H, W) or (N, C, H, W)
     top, left = (size - h) // 2, (size - w) // 2
     return F.pad(x.float() / 127.5 - 1, (left, size - w - left, top, size - h - top), value=-1.)
 
-# %% ../nbs/07_data.ipynb #31828df8
+# %% ../nbs/07_data.ipynb #da16bf1d
 from fastai.data.core import DataLoaders
 from fastai.data.load import DataLoader
 
-# %% ../nbs/07_data.ipynb #2f96c56e
+# %% ../nbs/07_data.ipynb #15f3cdb9
 class _Images(torch.utils.data.Dataset):
     "A tensor of images as a dataset of 1-tuples, the item format fastai's `DataLoader` collates"
     def __init__(self, x): self.x = x
     def __len__(self): return len(self.x)
     def __getitem__(self, i): return (self.x[i],)
 
-# %% ../nbs/07_data.ipynb #bdde4b5b
+# %% ../nbs/07_data.ipynb #b8f597bb
 def _tensor_dls(x_train, x_valid, bs, size, device, num_workers):
     tr, va = to_model_scale(x_train, size), to_model_scale(x_valid, size)
     return DataLoaders(DataLoader(_Images(tr), bs=bs, shuffle=True, drop_last=True, num_workers=num_workers),
                        DataLoader(_Images(va), bs=bs, num_workers=num_workers), device=device)
 
-# %% ../nbs/07_data.ipynb #77f4ec76
+# %% ../nbs/07_data.ipynb #c6692e46
 def _is_fmnist_folder(p): return any((Path(p) / (_fmnist_files['x_train'] + s)).exists() for s in ('', '.gz'))
 
-# %% ../nbs/07_data.ipynb #45ff5907
+# %% ../nbs/07_data.ipynb #2d0dd89f
 def get_dls(data='embedded',   # 'embedded', 'full', a folder of Fashion-MNIST idx files, or a folder of images
             bs:int=128,        # batch size
             size:int=32,       # image size the model sees
@@ -136,7 +136,7 @@ def get_dls(data='embedded',   # 'embedded', 'full', a folder of Fashion-MNIST i
         return _tensor_dls(d['x_train'], d['x_test'], bs, size, device, num_workers)
     return _folder_dls(data, bs, size, channels, valid_pct, device, num_workers)
 
-# %% ../nbs/07_data.ipynb #1297376c
+# %% ../nbs/07_data.ipynb #5b2ece47
 def _folder_dls(path, bs, size, channels, valid_pct, device, num_workers):
     from fastai.vision.all import (DataBlock, ImageBlock, PILImage, PILImageBW, get_image_files, Resize,
                                    GrandparentSplitter, RandomSplitter, Normalize)

@@ -8,7 +8,7 @@ nbdev directives removed, `show_doc` rendered, the title cell turned into front 
 nbconvert's HTML export of the stored outputs. Nothing is executed. Pages keep their figures as
 embedded images; files the notebooks link to (nbs/figures) are copied beside them.
 """
-import argparse, html, shutil, sys
+import argparse, html, json, shutil, sys
 from pathlib import Path
 import nbformat, yaml
 from nbconvert import HTMLExporter
@@ -33,9 +33,18 @@ def _order(nbs_path):
     if side.exists(): walk(yaml.safe_load(side.read_text())['website']['sidebar']['contents'])
     return names
 
+_cell_keys = {'cell_type', 'id', 'metadata', 'source', 'outputs', 'execution_count', 'attachments'}
+
+def _read(nb_path):
+    "A processed notebook, without the bookkeeping keys nbdev adds to cells (nbformat refuses them)"
+    d = json.loads(Path(nb_path).read_text())
+    d['cells'] = [{k: v for k, v in c.items() if k in _cell_keys} for c in d['cells']]
+    for c in d['cells']: c.get('metadata', {}).pop('execution', None)  # execnb's timings, not nbformat's schema
+    return nbformat.reads(json.dumps(d), as_version=4)
+
 def render_page(nb_path, exporter):
     "HTML of one processed notebook, with its title and description as a header"
-    nb = nbformat.read(nb_path, as_version=4)
+    nb = _read(nb_path)
     fm, nb.cells = _front_matter(nb)
     nb.metadata['language_info'] = {'name': 'python'}
     body, _ = exporter.from_notebook_node(nb, resources={'metadata': {'name': fm.get('title', nb_path.stem)}})
