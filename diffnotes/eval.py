@@ -8,7 +8,7 @@ Docs: https://diffnotes.github.io/diffnotes/eval.html.md"""
 __all__ = ['FashionClassifier', 'train_classifier', 'classifier_path', 'load_classifier', 'ref_path', 'compute_ref', 'ImageEval',
            'kid_from_features']
 
-# %% ../nbs/08_eval.ipynb #cc68a87c
+# %% ../nbs/08_eval.ipynb #5720222a
 import math
 from pathlib import Path
 import numpy as np
@@ -18,10 +18,10 @@ import torch.nn.functional as F
 from torcheval.metrics import FrechetInceptionDistance
 from .data import load_embedded, to_model_scale
 
-# %% ../nbs/08_eval.ipynb #011ffafc
+# %% ../nbs/08_eval.ipynb #8be0ec9e
 def _conv(ni, nf, stride=1): return nn.Sequential(nn.Conv2d(ni, nf, 3, stride, 1, bias=False), nn.BatchNorm2d(nf), nn.ReLU())
 
-# %% ../nbs/08_eval.ipynb #64afbd9f
+# %% ../nbs/08_eval.ipynb #3d71fcf3
 class FashionClassifier(nn.Module):
     "A small CNN for 32×32 grey images in [-1, 1]; `features` gives the 128-d embedding FID uses"
     def __init__(self, n_classes:int=10, width:int=32):
@@ -33,7 +33,7 @@ class FashionClassifier(nn.Module):
     def features(self, x): return self.body(x)
     def forward(self, x): return self.head(self.body(x))
 
-# %% ../nbs/08_eval.ipynb #1ebdb63c
+# %% ../nbs/08_eval.ipynb #ea09df22
 def train_classifier(x_train, y_train,        # uint8 images (N, 28, 28) and labels
                      x_valid, y_valid,        # held-out images and labels
                      epochs:int=3, lr:float=3e-3, bs:int=256, progress:bool=True):
@@ -47,58 +47,58 @@ def train_classifier(x_train, y_train,        # uint8 images (N, 28, 28) and lab
     ds = lambda x, y: list(zip(to_model_scale(x), torch.as_tensor(np.asarray(y), dtype=torch.long)))
     dls = DataLoaders(DataLoader(ds(x_train, y_train), bs=bs, shuffle=True, drop_last=True), DataLoader(ds(x_valid, y_valid), bs=512))
     learn = Learner(dls, FashionClassifier(), loss_func=CrossEntropyLossFlat(), metrics=accuracy)
-    if not progress: learn.remove_cb(learn.progress) if hasattr(learn, 'progress') else None
+    if not progress: learn.remove_cb(learn.progress)
     learn.fit_one_cycle(epochs, lr)
     model = learn.model.cpu().eval()
     return model, float(learn.validate()[1])
 
-# %% ../nbs/08_eval.ipynb #a8623a79
+# %% ../nbs/08_eval.ipynb #740e7378
 def classifier_path(): 
     "The shipped weights of the FID feature extractor"
     import diffnotes
     return Path(diffnotes.__file__).parent / 'data' / 'fmnist_classifier.pt'
 
-# %% ../nbs/08_eval.ipynb #79236753
+# %% ../nbs/08_eval.ipynb #5ced631f
 def load_classifier(device=None):
     "The shipped `FashionClassifier`, in eval mode"
     m = FashionClassifier()
     m.load_state_dict(torch.load(classifier_path(), map_location='cpu', weights_only=True))
     return m.eval().to(device or 'cpu')
 
-# %% ../nbs/08_eval.ipynb #1b19adce
+# %% ../nbs/08_eval.ipynb #a0faa4d6
 def ref_path():
     "The shipped reference statistics of the Fashion-MNIST test set"
     import diffnotes
     return Path(diffnotes.__file__).parent / 'data' / 'fmnist_ref.pt'
 
-# %% ../nbs/08_eval.ipynb #42e61590
+# %% ../nbs/08_eval.ipynb #b05bcbda
 @torch.no_grad()
 def _features(clf, x, bs=512, device=None):
     "128-d float64 features of images `x` (N, 1, 32, 32) in [-1, 1], in batches"
     device = device or next(clf.parameters()).device
     return torch.cat([clf.features(x[i:i + bs].to(device).float()).double() for i in range(0, len(x), bs)])
 
-# %% ../nbs/08_eval.ipynb #7cc8a596
+# %% ../nbs/08_eval.ipynb #11250678
 def compute_ref(clf, x_test, n_kid:int=2000, seed:int=0)->dict:
     "Reference statistics of uint8 test images: feature sum, sum of outer products, count, and `n_kid` features for KID"
     f = _features(clf, to_model_scale(x_test))
     idx = torch.randperm(len(f), generator=torch.Generator().manual_seed(seed))[:n_kid]
     return {'sum': f.sum(0), 'cov_sum': f.T @ f, 'n': len(f), 'kid_feats': f[idx].float()}
 
-# %% ../nbs/08_eval.ipynb #e4255737
+# %% ../nbs/08_eval.ipynb #d7d57803
 class _GreyFeatures(nn.Module):
     "Feature model for torcheval: 3-channel input (a repeated grey channel) → float64 features of the classifier"
     def __init__(self, clf): super().__init__(); self.clf = clf
     def forward(self, x): return self.clf.features(x[:, :1].float()).double()
 
-# %% ../nbs/08_eval.ipynb #7a52763d
+# %% ../nbs/08_eval.ipynb #42e8c2ac
 def _check_images(x, name='x'):
     if not (torch.is_tensor(x) and x.ndim == 4 and x.shape[1:] == (1, 32, 32) and x.is_floating_point()):
         raise ValueError(f"`{name}` must be a float tensor of images (N, 1, 32, 32) in [-1, 1]; got "
                          f"{tuple(x.shape) if torch.is_tensor(x) else type(x).__name__}")
     if len(x) < 2: raise ValueError(f"`{name}` must hold at least 2 images; got {len(x)}")
 
-# %% ../nbs/08_eval.ipynb #76f63c73
+# %% ../nbs/08_eval.ipynb #17dc07a7
 class ImageEval:
     "FID and KID of 32×32 grey images in [-1, 1] against reference statistics, in a classifier's feature space"
     def __init__(self, clf,                 # a `FashionClassifier` (or anything with `.features`)
@@ -115,17 +115,17 @@ class ImageEval:
         "The shipped classifier and test-set statistics"
         return cls(load_classifier(), torch.load(ref_path(), weights_only=True), bs=bs, device=device)
 
-# %% ../nbs/08_eval.ipynb #ecfd3903
+# %% ../nbs/08_eval.ipynb #8a9e1a2c
 from fastcore.basics import patch
 
-# %% ../nbs/08_eval.ipynb #10c8ef1e
+# %% ../nbs/08_eval.ipynb #ae2ede53
 @patch
 def features(self:ImageEval, x):
     "Float64 features (N, 128) of images `x`"
     _check_images(x)
     return _features(self.clf, x, self.bs, self.device)
 
-# %% ../nbs/08_eval.ipynb #ef6a0501
+# %% ../nbs/08_eval.ipynb #84a4be4d
 @patch
 def _metric(self:ImageEval, real_feats=None):
     "A torcheval FID metric whose real side is the reference statistics (or `real_feats`)"
@@ -136,7 +136,7 @@ def _metric(self:ImageEval, real_feats=None):
     m.fake_sum, m.fake_cov_sum = m.fake_sum.double(), m.fake_cov_sum.double()
     return m
 
-# %% ../nbs/08_eval.ipynb #1eb4f7e1
+# %% ../nbs/08_eval.ipynb #d942fe76
 @patch
 def fid(self:ImageEval, x):
     "FID of images `x` (N, 1, 32, 32) in [-1, 1] against the reference"
@@ -145,7 +145,7 @@ def fid(self:ImageEval, x):
     for i in range(0, len(x), self.bs): m.update(x[i:i + self.bs].expand(-1, 3, -1, -1), is_real=False)
     return float(m.compute())
 
-# %% ../nbs/08_eval.ipynb #ee325a44
+# %% ../nbs/08_eval.ipynb #6066bafa
 @patch
 def fid_between(self:ImageEval, a, b):
     "FID between two sets of images, both through the feature extractor"
@@ -154,7 +154,7 @@ def fid_between(self:ImageEval, a, b):
     for i in range(0, len(b), self.bs): m.update(b[i:i + self.bs].expand(-1, 3, -1, -1), is_real=False)
     return float(m.compute())
 
-# %% ../nbs/08_eval.ipynb #b551a3e9
+# %% ../nbs/08_eval.ipynb #bca19311
 def kid_from_features(fx, fy):
     "Unbiased MMD² between feature sets `fx` and `fy` with the cubic polynomial kernel"
     d = fx.shape[1]
@@ -163,13 +163,13 @@ def kid_from_features(fx, fy):
     m, n = len(fx), len(fy)
     return float((kxx.sum() - kxx.diagonal().sum()) / (m * (m - 1)) + (kyy.sum() - kyy.diagonal().sum()) / (n * (n - 1)) - 2 * kxy.mean())
 
-# %% ../nbs/08_eval.ipynb #d017a42f
+# %% ../nbs/08_eval.ipynb #ea798ec8
 @patch
 def kid(self:ImageEval, x):
     "KID of images `x` against the reference features"
     return kid_from_features(self.features(x), self.ref['kid_feats'].double().to(self.device))
 
-# %% ../nbs/08_eval.ipynb #2b7b4b52
+# %% ../nbs/08_eval.ipynb #9cd794a9
 @patch
 def floor(self:ImageEval, n:int, seed:int=0):
     "FID of `n` real images against the reference: the best a perfect model can score at this n"
@@ -179,7 +179,7 @@ def floor(self:ImageEval, n:int, seed:int=0):
         self._floors[n] = self.fid(to_model_scale(self.floor_images[np.sort(idx)]))
     return self._floors[n]
 
-# %% ../nbs/08_eval.ipynb #940cbd06
+# %% ../nbs/08_eval.ipynb #50ae5290
 @patch
 def bootstrap(self:ImageEval, x, n_boot:int=200, seed:int=0):
     "95% bootstrap interval `(lo, hi)` of the FID of `x`"
@@ -191,10 +191,10 @@ def bootstrap(self:ImageEval, x, n_boot:int=200, seed:int=0):
         fids.append(float(m.compute()))
     return tuple(np.percentile(fids, [2.5, 97.5]).tolist())
 
-# %% ../nbs/08_eval.ipynb #bcce247a
+# %% ../nbs/08_eval.ipynb #c1b20288
 @patch
 def report(self:ImageEval, x, n_boot:int=200):
-    "FID with n, floor and bootstrap interval, and KID, as a dict; `str(...)` of its 'text' for printing"
+    "FID with n, floor and bootstrap interval, and KID, as a dict whose 'text' entry is the line to print"
     n = len(x)
     res = {'n': n, 'fid': self.fid(x), 'fid_ci95': self.bootstrap(x, n_boot), 'floor': self.floor(min(n, len(self.floor_images))),
            'kid': self.kid(x)}

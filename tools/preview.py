@@ -17,10 +17,8 @@ from nbdev.serve import proc_nbs
 
 OUT = '_preview'
 
-def _front_matter(nb):
-    c = nb.cells[0] if nb.cells else None
-    if c is None or c.cell_type != 'raw' or not c.source.startswith('---'): return {}, nb.cells
-    return yaml.safe_load(c.source.strip().strip('-')) or {}, nb.cells[1:]
+sys.path.insert(0, str(Path(__file__).parent))
+from readme import _front_matter  # the same front-matter split as the README build
 
 def _order(nbs_path):
     "Pages in sidebar order, then any others"

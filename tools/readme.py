@@ -18,9 +18,9 @@ FILES_DIR = 'README_files'
 
 def _front_matter(nb):
     "Split the processed notebook into its front matter (title, description) and the remaining cells"
-    c = nb.cells[0]
-    if c.cell_type != 'raw' or not c.source.startswith('---'): return {}, nb.cells
-    return yaml.safe_load(c.source.strip().strip('-')), nb.cells[1:]
+    c = nb.cells[0] if nb.cells else None
+    if c is None or c.cell_type != 'raw' or not c.source.startswith('---'): return {}, nb.cells
+    return yaml.safe_load(c.source.strip().strip('-')) or {}, nb.cells[1:]
 
 def render(cfg=None):
     "Markdown text and figure files {relative path: bytes} of the README that `cfg.readme_nb` generates"
