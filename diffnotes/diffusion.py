@@ -10,24 +10,26 @@ __all__ = ['bcast', 'abar_at', 'noisify', 'x0_from_eps', 'eps_from_x0', 'v_from_
            'posterior_log_variance_clipped', 'learned_range_log_variance', 'normal_kl',
            'discretized_gaussian_log_likelihood', 'vb_terms_bpd', 'model_mean_logvar', 'vlb_term', 'hybrid_loss']
 
-# %% ../nbs/02_diffusion.ipynb #733e3fae
+# %% ../nbs/02_diffusion.ipynb #58988e1e
 import math
 import torch
 from .schedules import check_range, _as_float, snr, abar_from_betas
 from .weights import eps_weight, _check_target, _check_betas
 
-# %% ../nbs/02_diffusion.ipynb #e67a65f8
+# %% ../nbs/02_diffusion.ipynb #dbc041e8
 def _check_batch(x, t, xname='x0'):
     if not torch.is_floating_point(x): raise ValueError(f"`{xname}` must be a floating-point tensor of images; got {x.dtype}")
     if t.ndim != 1 or len(t) != len(x):
         raise ValueError(f"`t` must have one entry per image: shape ({len(x)},); got {tuple(t.shape)}")
 
-# %% ../nbs/02_diffusion.ipynb #fceb84f3
-def bcast(a, x): 
+# %% ../nbs/02_diffusion.ipynb #26534559
+def bcast(a, # per-sample values, shape (B,)
+          x, # the batch they apply to, shape (B, ...)
+         ):
     "Per-sample values `a` of shape (B,) reshaped to broadcast over `x` of shape (B, ...), in `x`'s dtype"
     return a.to(x.dtype).reshape(-1, *([1] * (x.ndim - 1)))
 
-# %% ../nbs/02_diffusion.ipynb #4cb00d45
+# %% ../nbs/02_diffusion.ipynb #ecf3a1da
 def abar_at(t,     # integer steps in [0, T) or continuous times in [0, 1], shape (B,)
             abar,  # table of T values of ᾱ, or a function of continuous t
            )->torch.Tensor:
@@ -39,7 +41,7 @@ def abar_at(t,     # integer steps in [0, T) or continuous times in [0, 1], shap
     check_range(t, 't', 0, len(abar), hi_open=True)
     return abar.to(t.device)[t]
 
-# %% ../nbs/02_diffusion.ipynb #56d15522
+# %% ../nbs/02_diffusion.ipynb #b58eff77
 def noisify(x0,          # clean images, floating point, shape (B, ...)
             t,           # integer steps in [0, T) or continuous times in [0, 1], shape (B,)
             abar,        # ᾱ table (for integer `t`) or function (for continuous `t`)
@@ -52,32 +54,32 @@ def noisify(x0,          # clean images, floating point, shape (B, ...)
     a = bcast(abar_at(t, abar), x0)
     return torch.addcmul((1 - a).sqrt() * noise, a.sqrt(), x0), noise
 
-# %% ../nbs/02_diffusion.ipynb #1b9c3a2d
+# %% ../nbs/02_diffusion.ipynb #e07e7930
 def x0_from_eps(x_t, eps, abar_t):
     "x0 = (x_t − √(1 − ᾱ)·ε) / √ᾱ; `abar_t` broadcastable to `x_t`"
     return (x_t - (1 - abar_t).sqrt() * eps) / abar_t.sqrt()
 
-# %% ../nbs/02_diffusion.ipynb #15192676
+# %% ../nbs/02_diffusion.ipynb #e8e54575
 def eps_from_x0(x_t, x0, abar_t):
     "ε = (x_t − √ᾱ·x0) / √(1 − ᾱ); `abar_t` broadcastable to `x_t`"
     return (x_t - abar_t.sqrt() * x0) / (1 - abar_t).sqrt()
 
-# %% ../nbs/02_diffusion.ipynb #9511b55d
+# %% ../nbs/02_diffusion.ipynb #c7bccfcb
 def v_from_eps_x0(eps, x0, abar_t):
     "v = √ᾱ·ε − √(1 − ᾱ)·x0"
     return abar_t.sqrt() * eps - (1 - abar_t).sqrt() * x0
 
-# %% ../nbs/02_diffusion.ipynb #52441784
+# %% ../nbs/02_diffusion.ipynb #7f5f267c
 def x0_from_v(x_t, v, abar_t):
     "x0 = √ᾱ·x_t − √(1 − ᾱ)·v"
     return abar_t.sqrt() * x_t - (1 - abar_t).sqrt() * v
 
-# %% ../nbs/02_diffusion.ipynb #e5b4bb54
+# %% ../nbs/02_diffusion.ipynb #e2a42912
 def eps_from_v(x_t, v, abar_t):
     "ε = √(1 − ᾱ)·x_t + √ᾱ·v"
     return (1 - abar_t).sqrt() * x_t + abar_t.sqrt() * v
 
-# %% ../nbs/02_diffusion.ipynb #7cd7bd1d
+# %% ../nbs/02_diffusion.ipynb #307ecf42
 def x0_eps_from_pred(pred,            # model output for the objective
                      x_t,             # noised images
                      abar_t,          # ᾱ at each image's step, broadcastable to `x_t`
@@ -89,7 +91,7 @@ def x0_eps_from_pred(pred,            # model output for the objective
     if objective == 'x0': return pred, eps_from_x0(x_t, pred, abar_t)
     return x0_from_v(x_t, pred, abar_t), eps_from_v(x_t, pred, abar_t)
 
-# %% ../nbs/02_diffusion.ipynb #1e80acb0
+# %% ../nbs/02_diffusion.ipynb #7ef5ac53
 def get_target(objective, # 'eps', 'x0' or 'v'
                x0,        # clean images
                noise,     # the ε used to noise them
@@ -99,12 +101,12 @@ def get_target(objective, # 'eps', 'x0' or 'v'
     _check_target(objective)
     return noise if objective == 'eps' else x0 if objective == 'x0' else v_from_eps_x0(noise, x0, abar_t)
 
-# %% ../nbs/02_diffusion.ipynb #9d66135b
+# %% ../nbs/02_diffusion.ipynb #93d69f1a
 def mse_per_sample(pred, target):
     "Mean squared error over all but the batch dimension, shape (B,)"
     return (pred - target).pow(2).flatten(1).mean(1)
 
-# %% ../nbs/02_diffusion.ipynb #5018447d
+# %% ../nbs/02_diffusion.ipynb #89851b4b
 def eps_mse(mse,             # per-sample MSE of the objective, shape (B,)
             snr,             # SNR of each sample, shape (B,)
             objective='eps', # the objective the MSE was measured on
@@ -112,12 +114,12 @@ def eps_mse(mse,             # per-sample MSE of the objective, shape (B,)
     "The per-sample MSE re-expressed as the ε-MSE it implies"
     return mse if objective == 'eps' else mse / eps_weight(1., snr, objective)
 
-# %% ../nbs/02_diffusion.ipynb #35948f05
+# %% ../nbs/02_diffusion.ipynb #50d5e559
 def _abar_prev(betas):
     abar = abar_from_betas(betas)
     return abar, torch.cat([abar.new_ones(1), abar[:-1]])
 
-# %% ../nbs/02_diffusion.ipynb #d7339248
+# %% ../nbs/02_diffusion.ipynb #d932a19a
 def posterior_mean_coefs(betas, # β for each step
                         ):
     "`(c0, ct)` such that the posterior mean is c0·x0 + ct·x_t at each step"
@@ -125,7 +127,7 @@ def posterior_mean_coefs(betas, # β for each step
     abar, abar_prev = _abar_prev(betas)
     return betas * abar_prev.sqrt() / (1 - abar), (1 - abar_prev) * (1 - betas).sqrt() / (1 - abar)
 
-# %% ../nbs/02_diffusion.ipynb #ebd1eb24
+# %% ../nbs/02_diffusion.ipynb #a8f58617
 def posterior_variance(betas, # β for each step
                       ):
     "β̃_t = β_t(1 − ᾱ_{t−1}) / (1 − ᾱ_t); zero at t = 0"
@@ -133,14 +135,14 @@ def posterior_variance(betas, # β for each step
     abar, abar_prev = _abar_prev(betas)
     return betas * (1 - abar_prev) / (1 - abar)
 
-# %% ../nbs/02_diffusion.ipynb #21c6c22e
+# %% ../nbs/02_diffusion.ipynb #a7a17fad
 def posterior_log_variance_clipped(betas, # β for each step
                                   ):
     "log β̃_t with the t = 0 entry replaced by the t = 1 entry (Improved DDPM's clipping)"
     var = posterior_variance(betas)
     return torch.cat([var[1:2], var[1:]]).log()
 
-# %% ../nbs/02_diffusion.ipynb #88db64a1
+# %% ../nbs/02_diffusion.ipynb #773356f7
 def learned_range_log_variance(v,     # the model's variance channels, shape (B, C, ...), nominally in [-1, 1]
                                t,     # integer steps, shape (B,)
                                betas, # β for each step
@@ -153,12 +155,12 @@ def learned_range_log_variance(v,     # the model's variance channels, shape (B,
     frac = (v + 1) / 2
     return frac * hi + (1 - frac) * lo
 
-# %% ../nbs/02_diffusion.ipynb #c217c3f3
+# %% ../nbs/02_diffusion.ipynb #3fc4d851
 def normal_kl(mean1, logvar1, mean2, logvar2):
     "KL(N(mean1, e^logvar1) ‖ N(mean2, e^logvar2)) elementwise, in nats"
     return 0.5 * (-1.0 + logvar2 - logvar1 + (logvar1 - logvar2).exp() + (mean1 - mean2).pow(2) * (-logvar2).exp())
 
-# %% ../nbs/02_diffusion.ipynb #c8617c5c
+# %% ../nbs/02_diffusion.ipynb #1f654a72
 def discretized_gaussian_log_likelihood(x,          # data in [-1, 1], on 256 levels
                                         means,      # decoder means, shape of `x`
                                         log_scales, # decoder log standard deviations, shape of `x`
@@ -170,7 +172,7 @@ def discretized_gaussian_log_likelihood(x,          # data in [-1, 1], on 256 le
     log_mid = (torch.special.ndtr(hi) - torch.special.ndtr(lo)).clamp(min=1e-12).log()
     return torch.where(x < -0.999, log_cdf_hi, torch.where(x > 0.999, log_sf_lo, log_mid))
 
-# %% ../nbs/02_diffusion.ipynb #45354f9d
+# %% ../nbs/02_diffusion.ipynb #4f939aa0
 def vb_terms_bpd(model_mean,    # the model's mean for x_{t−1}
                  model_logvar,  # the model's log variance, broadcastable to `model_mean`
                  x0,            # clean images
@@ -187,7 +189,7 @@ def vb_terms_bpd(model_mean,    # the model's mean for x_{t−1}
     nll = -discretized_gaussian_log_likelihood(x0, model_mean, 0.5 * model_logvar).flatten(1).mean(1) / math.log(2)
     return torch.where(t == 0, nll, kl)
 
-# %% ../nbs/02_diffusion.ipynb #6fbd6752
+# %% ../nbs/02_diffusion.ipynb #d14d69a8
 def model_mean_logvar(out,             # model output: the objective's channels then the variance channels
                       x_t,             # noised images
                       t,               # integer steps, shape (B,)
@@ -205,7 +207,7 @@ def model_mean_logvar(out,             # model output: the objective's channels 
     c0, ct = (bcast(abar_at(t, c), x_t) for c in posterior_mean_coefs(betas))
     return c0 * x0_hat + ct * x_t, learned_range_log_variance(v, t, betas), x0_hat
 
-# %% ../nbs/02_diffusion.ipynb #8508ba78
+# %% ../nbs/02_diffusion.ipynb #9783107a
 def vlb_term(out,              # model output with 2×C channels
              x0,               # clean images
              x_t,              # noised images
@@ -219,7 +221,7 @@ def vlb_term(out,              # model output with 2×C channels
     mean, logvar, _ = model_mean_logvar(torch.cat([pred.detach(), v], 1), x_t, t, betas, objective)
     return lambda_vlb * len(betas) * vb_terms_bpd(mean, logvar, x0, x_t, t, betas)
 
-# %% ../nbs/02_diffusion.ipynb #81790515
+# %% ../nbs/02_diffusion.ipynb #2d9294ac
 def hybrid_loss(out,              # model output with 2×C channels
                 x0,               # clean images
                 x_t,              # noised images

@@ -8,14 +8,14 @@ Docs: https://diffnotes.github.io/diffnotes/schedules.html.md"""
 __all__ = ['check_range', 'linear_betas', 'abar_from_betas', 'cosine_abar', 'betas_for_abar', 'cosine_betas', 'linear_abar',
            'plot_abar', 'snr', 'logsnr', 'cosine_logsnr', 'linear_logsnr', 'plot_logsnr']
 
-# %% ../nbs/00_schedules.ipynb #c8ab3906
+# %% ../nbs/00_schedules.ipynb #cad8970b
 import math
 import torch
 
-# %% ../nbs/00_schedules.ipynb #84253479
+# %% ../nbs/00_schedules.ipynb #e561c115
 def _interval(lo, hi, lo_open, hi_open): return f"{'(' if lo_open else '['}{lo}, {hi}{')' if hi_open else ']'}"
 
-# %% ../nbs/00_schedules.ipynb #ab96eada
+# %% ../nbs/00_schedules.ipynb #62e31fd8
 def check_range(x,                # number or tensor to check
                 name:str,         # argument name used in the error message
                 lo:float=-math.inf, # lower bound
@@ -32,12 +32,12 @@ def check_range(x,                # number or tensor to check
         raise ValueError(f"`{name}` must lie in {_interval(lo, hi, lo_open, hi_open)}; got {bad:.6g}")
     return x
 
-# %% ../nbs/00_schedules.ipynb #c57267a9
+# %% ../nbs/00_schedules.ipynb #a5ea1bda
 def _check_steps(n_steps):
     if int(n_steps) != n_steps or n_steps < 1: raise ValueError(f"`n_steps` must be an integer in [1, inf); got {n_steps}")
     return int(n_steps)
 
-# %% ../nbs/00_schedules.ipynb #f46d11b8
+# %% ../nbs/00_schedules.ipynb #fba487d6
 def linear_betas(n_steps:int=1000,    # number of diffusion steps T
                  beta_min:float=1e-4, # β of the first step
                  beta_max:float=0.02, # β of the last step
@@ -48,19 +48,19 @@ def linear_betas(n_steps:int=1000,    # number of diffusion steps T
     check_range(beta_max, 'beta_max', beta_min, 1, hi_open=True)
     return torch.linspace(beta_min, beta_max, n_steps, dtype=torch.float64)
 
-# %% ../nbs/00_schedules.ipynb #44109b0b
+# %% ../nbs/00_schedules.ipynb #40f2f35f
 def abar_from_betas(betas:torch.Tensor, # β for each step, each in (0, 1)
                    )->torch.Tensor:
     "ᾱ_t = ∏_{s≤t} (1 − β_s): how much of the original signal's variance survives step `t`"
     check_range(betas, 'betas', 0, 1, lo_open=True, hi_open=True)
     return torch.cumprod(1 - betas, dim=0)
 
-# %% ../nbs/00_schedules.ipynb #5c128c9e
+# %% ../nbs/00_schedules.ipynb #1d60cf1b
 def _as_float(t):
     t = torch.as_tensor(t)
     return t if t.is_floating_point() else t.to(torch.get_default_dtype())
 
-# %% ../nbs/00_schedules.ipynb #c31e76a6
+# %% ../nbs/00_schedules.ipynb #e5e4ca65
 def cosine_abar(t,              # progress through the forward process, in [0, 1] (tensor or number)
                 s:float=0.008,  # offset that keeps β from being tiny near t = 0
                )->torch.Tensor:
@@ -70,7 +70,7 @@ def cosine_abar(t,              # progress through the forward process, in [0, 1
     a = math.pi / (2 * (1 + s))
     return (torch.sin(a * (1 - t)) / torch.sin(t.new_tensor(a)))**2
 
-# %% ../nbs/00_schedules.ipynb #c800d899
+# %% ../nbs/00_schedules.ipynb #1b5f014d
 def betas_for_abar(abar_fn,               # ᾱ as a function of t ∈ [0, 1], e.g. `cosine_abar`
                    n_steps:int=1000,      # number of diffusion steps T
                    max_beta:float=0.999,  # cap on β, keeps the last steps invertible
@@ -81,7 +81,7 @@ def betas_for_abar(abar_fn,               # ᾱ as a function of t ∈ [0, 1], e
     abar = abar_fn(torch.arange(n_steps + 1, dtype=torch.float64) / n_steps)
     return (1 - abar[1:] / abar[:-1]).clamp(max=max_beta)
 
-# %% ../nbs/00_schedules.ipynb #a7fea266
+# %% ../nbs/00_schedules.ipynb #7beb49e2
 def cosine_betas(n_steps:int=1000,     # number of diffusion steps T
                  s:float=0.008,        # offset of `cosine_abar`
                  max_beta:float=0.999, # cap on β
@@ -90,15 +90,15 @@ def cosine_betas(n_steps:int=1000,     # number of diffusion steps T
     check_range(s, 's', 0)
     return betas_for_abar(lambda t: cosine_abar(t, s), n_steps, max_beta)
 
-# %% ../nbs/00_schedules.ipynb #f5d800ba
+# %% ../nbs/00_schedules.ipynb #b047b892
 def _check_vp(beta_min, beta_max):
     check_range(beta_min, 'beta_min', 0)
     check_range(beta_max, 'beta_max', beta_min, math.inf, lo_open=beta_min == 0)
 
-# %% ../nbs/00_schedules.ipynb #e4aae12d
+# %% ../nbs/00_schedules.ipynb #b62f44b3
 def _vp_integral(t, beta_min, beta_max): return beta_min * t + 0.5 * (beta_max - beta_min) * t**2
 
-# %% ../nbs/00_schedules.ipynb #f081d88e
+# %% ../nbs/00_schedules.ipynb #e0192648
 def linear_abar(t,                    # progress through the forward process, in [0, 1]
                 beta_min:float=0.1,   # β(0) of the continuous schedule
                 beta_max:float=20.,   # β(1) of the continuous schedule
@@ -108,7 +108,7 @@ def linear_abar(t,                    # progress through the forward process, in
     _check_vp(beta_min, beta_max)
     return torch.exp(-_vp_integral(t, beta_min, beta_max))
 
-# %% ../nbs/00_schedules.ipynb #b2c8fdf5
+# %% ../nbs/00_schedules.ipynb #1164f613
 def plot_abar(abars:dict, # name → ᾱ table over the steps
               ax=None,    # matplotlib axes to draw on (a new figure if None)
              ):
@@ -120,21 +120,21 @@ def plot_abar(abars:dict, # name → ᾱ table over the steps
     ax.legend()
     return ax
 
-# %% ../nbs/00_schedules.ipynb #a16f56cc
+# %% ../nbs/00_schedules.ipynb #745fc91b
 def snr(abar, # ᾱ values in [0, 1]
        )->torch.Tensor:
     "Signal-to-noise ratio ᾱ / (1 − ᾱ); +inf where ᾱ = 1"
     abar = check_range(_as_float(abar), 'abar', 0, 1)
     return abar / (1 - abar)
 
-# %% ../nbs/00_schedules.ipynb #09116057
+# %% ../nbs/00_schedules.ipynb #122c1f6b
 def logsnr(abar, # ᾱ values in [0, 1]
           )->torch.Tensor:
     "log SNR = log ᾱ − log(1 − ᾱ); ±inf exactly at ᾱ = 1 and ᾱ = 0"
     abar = check_range(_as_float(abar), 'abar', 0, 1)
     return torch.log(abar) - torch.log1p(-abar)
 
-# %% ../nbs/00_schedules.ipynb #93d099e3
+# %% ../nbs/00_schedules.ipynb #40242701
 def cosine_logsnr(t,             # progress in [0, 1]
                   s:float=0.008, # offset of `cosine_abar`
                  )->torch.Tensor:
@@ -144,7 +144,7 @@ def cosine_logsnr(t,             # progress in [0, 1]
     a = math.pi / (2 * (1 + s))
     return 2 * torch.log(torch.sin(a * (1 - t))) - torch.log(torch.sin(a * t)) - torch.log(torch.sin(a * (t + 2 * s)))
 
-# %% ../nbs/00_schedules.ipynb #3a4ac59e
+# %% ../nbs/00_schedules.ipynb #0eeed5f4
 def linear_logsnr(t,                  # progress in [0, 1]
                   beta_min:float=0.1, # β(0)
                   beta_max:float=20., # β(1)
@@ -155,7 +155,7 @@ def linear_logsnr(t,                  # progress in [0, 1]
     g = _vp_integral(t, beta_min, beta_max)
     return -g - torch.log(-torch.expm1(-g))
 
-# %% ../nbs/00_schedules.ipynb #f43c50cc
+# %% ../nbs/00_schedules.ipynb #fcc3261a
 def plot_logsnr(abars:dict, # name → ᾱ table over the steps
                 ax=None,    # matplotlib axes to draw on (a new figure if None)
                ):

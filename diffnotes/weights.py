@@ -8,22 +8,22 @@ Docs: https://diffnotes.github.io/diffnotes/weights.html.md"""
 __all__ = ['ho_weights', 'continuous_weights', 'continuous_weights_fn', 'p2_weights', 'p2_lambda', 'plot_p2_weights',
            'min_snr_weights', 'eps_weight', 'weight_zoo', 'plot_weight_zoo', 'weight_table']
 
-# %% ../nbs/01_weights.ipynb #2ffba46e
+# %% ../nbs/01_weights.ipynb #addc1605
 import math, warnings
 import torch
 from .schedules import check_range, _as_float, snr, logsnr, abar_from_betas
 
-# %% ../nbs/01_weights.ipynb #a7f57f66
+# %% ../nbs/01_weights.ipynb #b73e6672
 def _check_betas(betas): return check_range(_as_float(betas), 'betas', 0, 1, lo_open=True, hi_open=True)
 
-# %% ../nbs/01_weights.ipynb #2953bd20
+# %% ../nbs/01_weights.ipynb #887889a1
 def ho_weights(betas:torch.Tensor, # β for each step, each in (0, 1)
               )->torch.Tensor:
     "Weight that DDPM's simplified loss puts on each step relative to the bound: (1 − β_t)(1 − ᾱ_t) / β_t"
     betas = _check_betas(betas)
     return (1 - betas) * (1 - abar_from_betas(betas)) / betas
 
-# %% ../nbs/01_weights.ipynb #b485587e
+# %% ../nbs/01_weights.ipynb #86d90d3c
 def continuous_weights(abar:torch.Tensor, # ᾱ over the steps: in [0, 1), strictly decreasing
                       )->torch.Tensor:
     "λ_t = −SNR_t / (SNR_t − SNR_{t−1}) for a table of ᾱ, first entry repeated: the discrete −SNR/SNR′"
@@ -34,7 +34,7 @@ def continuous_weights(abar:torch.Tensor, # ᾱ over the steps: in [0, 1), stric
     w = -s[1:] / (s[1:] - s[:-1])
     return torch.cat([w[:1], w])
 
-# %% ../nbs/01_weights.ipynb #731bc60a
+# %% ../nbs/01_weights.ipynb #90ec752d
 def continuous_weights_fn(abar_fn,  # ᾱ as a differentiable function of t, e.g. `cosine_abar`
                           t,        # times in (0, 1) where the weight is wanted
                          )->torch.Tensor:
@@ -45,14 +45,14 @@ def continuous_weights_fn(abar_fn,  # ᾱ as a differentiable function of t, e.g
         ds, = torch.autograd.grad(s.sum(), t)
     return (-s / ds).detach()
 
-# %% ../nbs/01_weights.ipynb #e5855083
+# %% ../nbs/01_weights.ipynb #c5c1d80c
 def _check_p2(gamma, k):
     check_range(gamma, 'gamma', 0)
     check_range(k, 'k', 0, lo_open=True)
     if gamma > 2: warnings.warn(f"P2 with gamma={gamma} > 2 gives the clean-up (high-SNR) steps almost no weight; "
                                 "the P2 paper reports noise artefacts in the samples", stacklevel=3)
 
-# %% ../nbs/01_weights.ipynb #a653c0f8
+# %% ../nbs/01_weights.ipynb #70968056
 def p2_weights(snr,              # SNR values, in [0, inf]
                gamma:float=0.,   # P2 exponent γ ≥ 0; 0 turns the weighting off
                k:float=1.,       # P2 offset k > 0, keeps weights bounded at low SNR
@@ -62,7 +62,7 @@ def p2_weights(snr,              # SNR values, in [0, inf]
     snr = check_range(_as_float(snr), 'snr', 0)
     return (k + snr) ** -gamma
 
-# %% ../nbs/01_weights.ipynb #c0d29337
+# %% ../nbs/01_weights.ipynb #53d80ee5
 def p2_lambda(lam,              # continuous weights λ_t, e.g. from `continuous_weights`
               snr,              # SNR values at the same steps
               gamma:float=0.,   # P2 exponent γ ≥ 0
@@ -71,7 +71,7 @@ def p2_lambda(lam,              # continuous weights λ_t, e.g. from `continuous
     "λ′_t = λ_t / (k + SNR_t)^γ: P2's weight relative to the bound"
     return lam * p2_weights(snr, gamma, k)
 
-# %% ../nbs/01_weights.ipynb #309453b7
+# %% ../nbs/01_weights.ipynb #b9b03842
 def plot_p2_weights(abar:torch.Tensor,  # ᾱ over the steps
                     gammas=(0., 0.5, 1.), # P2 exponents to draw
                     k:float=1.,          # P2 offset
@@ -90,12 +90,12 @@ def plot_p2_weights(abar:torch.Tensor,  # ᾱ over the steps
     ax.legend()
     return ax
 
-# %% ../nbs/01_weights.ipynb #7ed2fd9a
+# %% ../nbs/01_weights.ipynb #c9f0c679
 _targets = ('eps', 'x0', 'v')
 def _check_target(target):
     if target not in _targets: raise ValueError(f"`target` must be one of {_targets}; got {target!r}")
 
-# %% ../nbs/01_weights.ipynb #1c58734e
+# %% ../nbs/01_weights.ipynb #8d5d4273
 def min_snr_weights(snr,             # SNR values, in [0, inf]
                     gamma:float=5.,  # clip level γ > 0
                     target:str='eps',# objective the weight multiplies: 'eps', 'x0' or 'v'
@@ -108,7 +108,7 @@ def min_snr_weights(snr,             # SNR values, in [0, inf]
     clipped = snr.clamp(max=gamma)
     return clipped if target == 'x0' else clipped / (snr + 1)
 
-# %% ../nbs/01_weights.ipynb #08c94c38
+# %% ../nbs/01_weights.ipynb #1f1bcf63
 def eps_weight(w,                 # weight on the `target`'s per-sample MSE
                snr,               # SNR values at the same samples
                target:str='eps',  # objective `w` multiplies: 'eps', 'x0' or 'v'
@@ -119,7 +119,7 @@ def eps_weight(w,                 # weight on the `target`'s per-sample MSE
     snr = check_range(_as_float(snr), 'snr', 0, lo_open=True)
     return w / snr if target == 'x0' else w * (1 + 1 / snr)
 
-# %% ../nbs/01_weights.ipynb #241586ee
+# %% ../nbs/01_weights.ipynb #becbb064
 def weight_zoo(abar:torch.Tensor, # ᾱ over the steps
               )->dict:
     "Normalised weights relative to the bound, λ_t·(ε-weight), for the common weightings on one schedule"
@@ -132,7 +132,7 @@ def weight_zoo(abar:torch.Tensor, # ᾱ over the steps
              'VLB': 1 / lam}
     return {k: (lam * e) / (lam * e).sum() for k, e in eps_w.items()}
 
-# %% ../nbs/01_weights.ipynb #22f0aa0c
+# %% ../nbs/01_weights.ipynb #4b65661e
 def plot_weight_zoo(abar:torch.Tensor, # ᾱ over the steps
                     ax=None,           # matplotlib axes (a new figure if None)
                     title:str='Loss weightings relative to the bound',
@@ -146,7 +146,7 @@ def plot_weight_zoo(abar:torch.Tensor, # ᾱ over the steps
     ax.legend(fontsize=8)
     return ax
 
-# %% ../nbs/01_weights.ipynb #e9c27943
+# %% ../nbs/01_weights.ipynb #76493a5d
 def weight_table(betas:torch.Tensor,      # β for each step
                  steps=(0, 9, 99, 249, 499, 749, 999), # steps to show
                  gamma:float=1.,           # P2 exponent for the P2 column

@@ -33,6 +33,8 @@ def render(cfg=None):
     nb.metadata['language_info'] = {'name': 'python'}  # code blocks fenced as ```python
     body, res = MarkdownExporter().from_notebook_node(nb, resources={'output_files_dir': FILES_DIR})
     body = re.sub(r'\n{3,}', '\n\n', re.sub(r'[ \t]+\n', '\n', body))
+    nbs = cfg.nbs_path.relative_to(cfg.config_path).as_posix()
+    body = re.sub(r'\]\((?!https?:|/|#|' + FILES_DIR + r')([^)]+)\)', lambda m: f']({nbs}/{m.group(1)})', body)  # links relative to nbs/
     return head + body.strip() + '\n', dict(res.get('outputs', {}))
 
 def _current(root):
