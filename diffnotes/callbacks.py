@@ -7,16 +7,16 @@ Docs: https://diffnotes.github.io/diffnotes/callbacks.html.md"""
 # %% auto #0
 __all__ = ['DiffusionLoss', 'DDPMCallback', 'ContinuousDDPMCallback', 'NaNGuard']
 
-# %% ../nbs/05_callbacks.ipynb #930357b3
+# %% ../nbs/05_callbacks.ipynb #9f391aa8
 import torch
 from fastai.callback.core import Callback
 from fastai.callback.fp16 import MixedPrecision
 from .schedules import snr, cosine_abar, abar_from_betas, _check_steps, check_range
 from .weights import _check_target
 from .diffusion import noisify, get_target, mse_per_sample, eps_mse, vlb_term, bcast
-from .timesteps import uniform_steps, LossSecondMomentSampler
+from .timesteps import uniform_steps, uniform_t, LossSecondMomentSampler
 
-# %% ../nbs/05_callbacks.ipynb #c8e354bd
+# %% ../nbs/05_callbacks.ipynb #efc05d72
 class DiffusionLoss:
     "Per-sample diffusion loss for the batch a `_DiffusionCallback` prepared; mean over the batch"
     def __init__(self, cb): self.cb = cb
@@ -26,7 +26,7 @@ class DiffusionLoss:
         cb.batch_losses = losses.detach()
         return (losses if cb.is_weights is None else losses * cb.is_weights).mean()
 
-# %% ../nbs/05_callbacks.ipynb #18e75155
+# %% ../nbs/05_callbacks.ipynb #de30817b
 class _DiffusionCallback(Callback):
     order = MixedPrecision.order - 1  # noisify before autocast starts
     def __init__(self, objective='eps', weight=None, valid_seed:int=42):
@@ -40,10 +40,10 @@ class _DiffusionCallback(Callback):
     def after_fit(self): self.learn.loss_func = self.old_loss
     def before_validate(self): self._gen = None
 
-# %% ../nbs/05_callbacks.ipynb #fc5d936f
+# %% ../nbs/05_callbacks.ipynb #88e887d3
 from fastcore.basics import patch
 
-# %% ../nbs/05_callbacks.ipynb #864a5a4b
+# %% ../nbs/05_callbacks.ipynb #a749c7eb
 @patch
 def before_batch(self:_DiffusionCallback):
     "Replace the batch of clean images by `(x_t, t)` and the objective's target"
@@ -59,7 +59,7 @@ def before_batch(self:_DiffusionCallback):
     self.snr_t, self.x0, self.t, self.noise = self.snr_of(t, x0.device), x0, t, noise
     self.learn.xb, self.learn.yb = (x_t, t), (get_target(self.objective, x0, noise, bcast(self.abar_of(t, x0.device), x0)),)
 
-# %% ../nbs/05_callbacks.ipynb #60ac2312
+# %% ../nbs/05_callbacks.ipynb #63d06930
 @patch
 def per_sample_loss(self:_DiffusionCallback, pred, target):
     "Weighted ε-equivalent MSE of each sample, plus the bound term when the variance is learned"
@@ -70,7 +70,7 @@ def per_sample_loss(self:_DiffusionCallback, pred, target):
         m = m + vlb_term(pred, self.x0, self.xb[0], self.t, self.betas_on(pred.device), self.objective, self.lambda_vlb)
     return m
 
-# %% ../nbs/05_callbacks.ipynb #c867772d
+# %% ../nbs/05_callbacks.ipynb #5af275ef
 class DDPMCallback(_DiffusionCallback):
     "Train a `Learner` as a diffusion model on the integer steps of the schedule `betas`"
     discrete = True
@@ -90,7 +90,7 @@ class DDPMCallback(_DiffusionCallback):
         abar = abar_from_betas(self.betas)
         self._abar, self._snr, self._dev = abar, snr(abar), {}
 
-# %% ../nbs/05_callbacks.ipynb #e9dc2503
+# %% ../nbs/05_callbacks.ipynb #5d4aa2fd
 @patch
 def _tables(self:DDPMCallback, device):
     device = torch.device(device)
@@ -99,7 +99,7 @@ def _tables(self:DDPMCallback, device):
         self._dev[device] = (self._abar.float().to(device), self._snr.float().to(device), self.betas.to(device, hi))
     return self._dev[device]
 
-# %% ../nbs/05_callbacks.ipynb #cef16ec4
+# %% ../nbs/05_callbacks.ipynb #8ae61751
 @patch
 def abar_table(self:DDPMCallback, device): return self._tables(device)[0]
 @patch
@@ -109,21 +109,20 @@ def snr_of(self:DDPMCallback, t, device): return self._tables(device)[1][t]
 @patch
 def betas_on(self:DDPMCallback, device): return self._tables(device)[2]
 
-# %% ../nbs/05_callbacks.ipynb #767bc14d
+# %% ../nbs/05_callbacks.ipynb #18377992
 @patch
 def draw_t(self:DDPMCallback, bs, device, gen):
     "Steps for a batch (and importance weights, or None)"
     if self.t_sampler is None or not self.training: return uniform_steps(bs, self.n_steps, device, gen), None
-    if self.t_sampler.history.device != device: self.t_sampler.__init__(self.n_steps, self.t_sampler.history_per_term, self.t_sampler.uniform_prob, device)
-    return self.t_sampler.sample(bs, device)
+    return self.t_sampler.to(device).sample(bs, device)  # a no-op move after the first batch
 
-# %% ../nbs/05_callbacks.ipynb #d939f717
+# %% ../nbs/05_callbacks.ipynb #f4c1ac9d
 @patch
 def after_loss(self:DDPMCallback):
     "Feed the batch's per-sample losses back to the importance sampler"
     if self.training and self.t_sampler is not None: self.t_sampler.update(self.t, self.batch_losses)
 
-# %% ../nbs/05_callbacks.ipynb #2d4e8038
+# %% ../nbs/05_callbacks.ipynb #59b0c727
 class ContinuousDDPMCallback(_DiffusionCallback):
     "Train a `Learner` as a diffusion model on continuous times t ∈ [0, 1] with ᾱ given as a function"
     discrete = False
@@ -135,12 +134,12 @@ class ContinuousDDPMCallback(_DiffusionCallback):
                 ):
         super().__init__(objective, weight, valid_seed)
         self.abar_fn, self.t_min = abar_fn, check_range(t_min, 't_min', 0, 1, lo_open=True, hi_open=True)
-    def draw_t(self, bs, device, gen): return self.t_min + (1 - self.t_min) * torch.rand(bs, device=device, generator=gen), None
+    def draw_t(self, bs, device, gen): return self.t_min + (1 - self.t_min) * uniform_t(bs, device, gen), None
     def abar_of(self, t, device): return self.abar_fn(t)
     def snr_of(self, t, device):
         return snr(self.abar_fn(t if t.device.type == 'mps' else t.double())).float()
 
-# %% ../nbs/05_callbacks.ipynb #afc71fd5
+# %% ../nbs/05_callbacks.ipynb #b1138c68
 class NaNGuard(Callback):
     "Stop training with a clear error as soon as the loss is NaN or infinite"
     order = 100

@@ -7,13 +7,13 @@ Docs: https://diffnotes.github.io/diffnotes/timesteps.html.md"""
 # %% auto #0
 __all__ = ['uniform_steps', 'uniform_t', 'LossSecondMomentSampler', 'space_timesteps', 'respace_betas']
 
-# %% ../nbs/03_timesteps.ipynb #10b9fa86
+# %% ../nbs/03_timesteps.ipynb #0bed53ec
 import re
 from itertools import accumulate, repeat
 import torch
 from .schedules import check_range, _check_steps, abar_from_betas
 
-# %% ../nbs/03_timesteps.ipynb #be7515ae
+# %% ../nbs/03_timesteps.ipynb #9974707f
 def uniform_steps(batch_size:int,  # number of steps to draw
                   n_steps:int,     # T: steps are drawn from {0, …, T−1}
                   device=None,     # device of the result (the batch's device)
@@ -22,7 +22,7 @@ def uniform_steps(batch_size:int,  # number of steps to draw
     "Integer steps drawn uniformly from [0, `n_steps`), shape (`batch_size`,)"
     return torch.randint(0, _check_steps(n_steps), (batch_size,), device=device, generator=generator)
 
-# %% ../nbs/03_timesteps.ipynb #e9137761
+# %% ../nbs/03_timesteps.ipynb #396c4099
 def uniform_t(batch_size:int, # number of times to draw
               device=None,    # device of the result
               generator=None, # `torch.Generator` for reproducible draws
@@ -30,7 +30,7 @@ def uniform_t(batch_size:int, # number of times to draw
     "Continuous times drawn uniformly from [0, 1), shape (`batch_size`,)"
     return torch.rand(batch_size, device=device, generator=generator)
 
-# %% ../nbs/03_timesteps.ipynb #a030b6e7
+# %% ../nbs/03_timesteps.ipynb #60ebec83
 class LossSecondMomentSampler:
     "Improved DDPM's importance sampling of steps: p_t ∝ √E[L_t²] over the last `history_per_term` losses"
     def __init__(self, n_steps:int,             # T
@@ -42,10 +42,10 @@ class LossSecondMomentSampler:
         self.history = torch.zeros(self.n_steps, self.history_per_term, dtype=torch.float64, device=device)
         self.counts = torch.zeros(self.n_steps, dtype=torch.long, device=device)
 
-# %% ../nbs/03_timesteps.ipynb #a54368ff
+# %% ../nbs/03_timesteps.ipynb #9f924053
 from fastcore.basics import patch
 
-# %% ../nbs/03_timesteps.ipynb #b4edba4b
+# %% ../nbs/03_timesteps.ipynb #a052afe4
 @patch
 def probs(self:LossSecondMomentSampler):
     "The current sampling distribution p over the steps"
@@ -55,7 +55,7 @@ def probs(self:LossSecondMomentSampler):
     warm = (self.counts >= self.history_per_term).all() & (p.isfinite().all())
     return torch.where(warm, p, torch.full_like(p, 1 / T))
 
-# %% ../nbs/03_timesteps.ipynb #b717294a
+# %% ../nbs/03_timesteps.ipynb #987cb833
 @patch
 def sample(self:LossSecondMomentSampler, batch_size:int, # number of steps to draw
            device=None,   # device of the result (default: where the history lives)
@@ -67,7 +67,15 @@ def sample(self:LossSecondMomentSampler, batch_size:int, # number of steps to dr
     w = 1 / (self.n_steps * p[t])
     return t.to(device or t.device), w.float().to(device or t.device)
 
-# %% ../nbs/03_timesteps.ipynb #e4dffeab
+# %% ../nbs/03_timesteps.ipynb #17389a8d
+@patch
+def to(self:LossSecondMomentSampler, device, # where the history should live
+      ):
+    "Move the loss history (and its counts) to `device`; returns the sampler"
+    self.history, self.counts = self.history.to(device), self.counts.to(device)
+    return self
+
+# %% ../nbs/03_timesteps.ipynb #a87d33b8
 @patch
 def update(self:LossSecondMomentSampler, t, # steps of the batch, shape (B,)
            losses,                          # per-sample losses at those steps, shape (B,)
@@ -83,19 +91,19 @@ def update(self:LossSecondMomentSampler, t, # steps of the batch, shape (B,)
     self.history[t[keep], slot[keep]] = losses[keep]
     self.counts += n_in_batch
 
-# %% ../nbs/03_timesteps.ipynb #326c2e38
+# %% ../nbs/03_timesteps.ipynb #c866a5e3
 def _ddim_steps(n_steps, count):
     for stride in range(1, n_steps):
         if len(range(0, n_steps, stride)) == count: return list(range(0, n_steps, stride))
     raise ValueError(f"`section_counts`: no integer stride gives exactly N={count} steps out of {n_steps}")
 
-# %% ../nbs/03_timesteps.ipynb #7a77c3ec
+# %% ../nbs/03_timesteps.ipynb #76efef11
 def _section(start, size, count):
     if count > size: raise ValueError(f"`section_counts`: cannot take {count} steps from a section of {size}")
     stride = (size - 1) / (count - 1) if count > 1 else 1
     return [start + round(x) for x in accumulate(repeat(stride, count - 1), initial=0.)]
 
-# %% ../nbs/03_timesteps.ipynb #1b5ec82d
+# %% ../nbs/03_timesteps.ipynb #2dc2f38b
 def space_timesteps(n_steps:int,      # T of the trained model
                     section_counts,   # steps per section: list of ints, "10,15,20", or "ddimN"
                    )->list:
@@ -114,7 +122,7 @@ def space_timesteps(n_steps:int,      # T of the trained model
         start += sz
     return sorted(set(steps))
 
-# %% ../nbs/03_timesteps.ipynb #325fbaee
+# %% ../nbs/03_timesteps.ipynb #48b47188
 def respace_betas(betas,     # β of the trained schedule, T values
                   use_steps, # the steps to keep, e.g. from `space_timesteps`
                  ):
