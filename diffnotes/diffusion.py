@@ -6,34 +6,37 @@ Docs: https://diffnotes.github.io/diffnotes/diffusion.html.md"""
 
 # %% auto #0
 __all__ = ['bcast', 'abar_at', 'noisify', 'x0_from_eps', 'eps_from_x0', 'v_from_eps_x0', 'x0_from_v', 'eps_from_v',
-           'x0_eps_from_pred', 'get_target', 'mse_per_sample', 'eps_mse', 'posterior_mean_coefs', 'posterior_variance',
-           'posterior_log_variance_clipped', 'learned_range_log_variance', 'normal_kl',
-           'discretized_gaussian_log_likelihood', 'vb_terms_bpd', 'model_mean_logvar', 'vlb_term', 'hybrid_loss']
+           'x0_eps_from_pred', 'get_target', 'mse_per_sample', 'posterior_mean_coefs', 'posterior_variance',
+           'posterior_log_variance_clipped', 'DiffusionSchedule', 'as_schedule', 'learned_range_log_variance',
+           'normal_kl', 'discretized_gaussian_log_likelihood', 'vb_terms_bpd', 'model_mean_logvar', 'vlb_term',
+           'hybrid_loss']
 
 # %% ../nbs/02_diffusion.ipynb #58988e1e
 import math
 import torch
-from .schedules import check_range, _as_float, snr, abar_from_betas
-from .weights import eps_weight, _check_target, _check_betas
+from .schedules import check_range, check_betas, check_objective, snr, logsnr, abar_from_betas
 
 # %% ../nbs/02_diffusion.ipynb #dbc041e8
 def _check_batch(x, t, xname='x0'):
     if not torch.is_floating_point(x): raise ValueError(f"`{xname}` must be a floating-point tensor of images; got {x.dtype}")
+    if len(x) == 0: raise ValueError(f"`{xname}` must hold at least one image; got an empty batch")
     if t.ndim != 1 or len(t) != len(x):
         raise ValueError(f"`t` must have one entry per image: shape ({len(x)},); got {tuple(t.shape)}")
 
 # %% ../nbs/02_diffusion.ipynb #26534559
-def bcast(a, # per-sample values, shape (B,)
-          x, # the batch they apply to, shape (B, ...)
+def bcast(a,              # per-sample values, shape (B,)
+          x,              # the batch they apply to, shape (B, ...)
+          cast:bool=True, # cast to `x`'s dtype (False keeps `a`'s precision)
          ):
     "Per-sample values `a` of shape (B,) reshaped to broadcast over `x` of shape (B, ...), in `x`'s dtype"
-    return a.to(x.dtype).reshape(-1, *([1] * (x.ndim - 1)))
+    return (a.to(x.dtype) if cast else a).reshape(-1, *([1] * (x.ndim - 1)))
 
 # %% ../nbs/02_diffusion.ipynb #ecf3a1da
 def abar_at(t,     # integer steps in [0, T) or continuous times in [0, 1], shape (B,)
-            abar,  # table of T values of ᾱ, or a function of continuous t
+            abar,  # table of T values of ᾱ, a function of continuous t, or a `DiffusionSchedule`
            )->torch.Tensor:
     "ᾱ at each entry of `t`: a table lookup for integer steps, a function call for continuous times"
+    if hasattr(abar, 'lookup'): return abar.lookup('abar', t)  # a `DiffusionSchedule` (defined below)
     if t.is_floating_point():
         if not callable(abar): raise ValueError("continuous `t` needs `abar` to be a function of t ∈ [0, 1], e.g. `cosine_abar`")
         return abar(t)
@@ -82,14 +85,16 @@ def eps_from_v(x_t, v, abar_t):
 # %% ../nbs/02_diffusion.ipynb #307ecf42
 def x0_eps_from_pred(pred,            # model output for the objective
                      x_t,             # noised images
-                     abar_t,          # ᾱ at each image's step, broadcastable to `x_t`
+                     abar_t,          # ᾱ at each image's step, broadcastable to `x_t` (any float dtype)
                      objective='eps', # what `pred` is: 'eps', 'x0' or 'v'
                     ):
-    "The `(x0, eps)` implied by a prediction of the given `objective`"
-    _check_target(objective)
-    if objective == 'eps': return x0_from_eps(x_t, pred, abar_t), pred
-    if objective == 'x0': return pred, eps_from_x0(x_t, pred, abar_t)
-    return x0_from_v(x_t, pred, abar_t), eps_from_v(x_t, pred, abar_t)
+    "The `(x0, eps)` implied by a prediction of the given `objective`; coefficients computed at `abar_t`'s precision"
+    check_objective(objective)
+    abar_t = torch.as_tensor(abar_t, device=x_t.device)
+    sa, s1a = (c.to(x_t.dtype) for c in (abar_t.sqrt(), (1 - abar_t).sqrt()))  # 1 − ᾱ in float16 would round to 0
+    if objective == 'eps': return (x_t - s1a * pred) / sa, pred
+    if objective == 'x0': return pred, (x_t - sa * pred) / s1a
+    return sa * x_t - s1a * pred, s1a * x_t + sa * pred
 
 # %% ../nbs/02_diffusion.ipynb #7ef5ac53
 def get_target(objective, # 'eps', 'x0' or 'v'
@@ -98,21 +103,13 @@ def get_target(objective, # 'eps', 'x0' or 'v'
                abar_t,    # ᾱ per image, broadcastable to `x0`
               ):
     "The regression target of `objective` for images `x0` noised with `noise`"
-    _check_target(objective)
+    check_objective(objective)
     return noise if objective == 'eps' else x0 if objective == 'x0' else v_from_eps_x0(noise, x0, abar_t)
 
 # %% ../nbs/02_diffusion.ipynb #93d69f1a
 def mse_per_sample(pred, target):
     "Mean squared error over all but the batch dimension, shape (B,)"
     return (pred - target).pow(2).flatten(1).mean(1)
-
-# %% ../nbs/02_diffusion.ipynb #89851b4b
-def eps_mse(mse,             # per-sample MSE of the objective, shape (B,)
-            snr,             # SNR of each sample, shape (B,)
-            objective='eps', # the objective the MSE was measured on
-           ):
-    "The per-sample MSE re-expressed as the ε-MSE it implies"
-    return mse if objective == 'eps' else mse / eps_weight(1., snr, objective)
 
 # %% ../nbs/02_diffusion.ipynb #50d5e559
 def _abar_prev(betas):
@@ -123,7 +120,7 @@ def _abar_prev(betas):
 def posterior_mean_coefs(betas, # β for each step
                         ):
     "`(c0, ct)` such that the posterior mean is c0·x0 + ct·x_t at each step"
-    betas = _check_betas(betas)
+    betas = check_betas(betas).double()
     abar, abar_prev = _abar_prev(betas)
     return betas * abar_prev.sqrt() / (1 - abar), (1 - abar_prev) * (1 - betas).sqrt() / (1 - abar)
 
@@ -131,7 +128,7 @@ def posterior_mean_coefs(betas, # β for each step
 def posterior_variance(betas, # β for each step
                       ):
     "β̃_t = β_t(1 − ᾱ_{t−1}) / (1 − ᾱ_t); zero at t = 0"
-    betas = _check_betas(betas)
+    betas = check_betas(betas).double()
     abar, abar_prev = _abar_prev(betas)
     return betas * (1 - abar_prev) / (1 - abar)
 
@@ -142,18 +139,85 @@ def posterior_log_variance_clipped(betas, # β for each step
     var = posterior_variance(betas)
     return torch.cat([var[1:2], var[1:]]).log()
 
+# %% ../nbs/02_diffusion.ipynb #f50e4005
+class DiffusionSchedule:
+    "Per-step tables of a discrete schedule, derived once in float64 from β; or ᾱ(t) of a continuous one"
+    tables_names = ('betas', 'log_betas', 'abar', 'abar_prev', 'snr', 'logsnr', 'c0', 'ct', 'post_var', 'post_logvar')
+    def __init__(self, betas=None,   # β for each step (discrete time)
+                 abar_fn=None,       # ᾱ as a function of t ∈ [0, 1] (continuous time), e.g. `cosine_abar`
+                ):
+        if (betas is None) == (abar_fn is None): raise ValueError("pass exactly one of `betas` (discrete) or `abar_fn` (continuous)")
+        if abar_fn is not None and not callable(abar_fn): raise ValueError(f"`abar_fn` must be a function of t ∈ [0, 1]; got {type(abar_fn).__name__}")
+        self.abar_fn, self.tables, self._dev = abar_fn, {}, {}
+        if betas is not None: self.tables = self._derive(check_betas(betas).double())
+    @property
+    def discrete(self): return self.abar_fn is None
+    @property
+    def n_train_steps(self): return len(self.tables['betas']) if self.discrete else None
+    def __repr__(self): return f"DiffusionSchedule(T={self.n_train_steps})" if self.discrete else f"DiffusionSchedule(abar_fn={getattr(self.abar_fn, '__name__', self.abar_fn)})"
+
+# %% ../nbs/02_diffusion.ipynb #e7c8f6a3
+from fastcore.basics import patch
+
+# %% ../nbs/02_diffusion.ipynb #96096981
+@patch
+def _derive(self:DiffusionSchedule, betas):
+    "Every table, from the formulas of this notebook"
+    abar = abar_from_betas(betas)
+    c0, ct = posterior_mean_coefs(betas)
+    return dict(betas=betas, log_betas=betas.log(), abar=abar, abar_prev=torch.cat([abar.new_ones(1), abar[:-1]]),
+                snr=snr(abar), logsnr=logsnr(abar), c0=c0, ct=ct, post_var=posterior_variance(betas),
+                post_logvar=posterior_log_variance_clipped(betas))
+
+# %% ../nbs/02_diffusion.ipynb #6304005f
+@patch
+def on(self:DiffusionSchedule, device, # where the tables are wanted
+      )->dict:
+    "The tables on `device`, copied there once (float64, or float32 where the device has no float64)"
+    device = torch.device(device)
+    if device not in self._dev:
+        dt = torch.float32 if device.type == 'mps' else torch.float64
+        self._dev[device] = {k: v.to(device, dt) for k, v in self.tables.items()}
+    return self._dev[device]
+
+# %% ../nbs/02_diffusion.ipynb #2944dbae
+@patch
+def lookup(self:DiffusionSchedule, name:str, # one of `tables_names` ('abar', 'snr' and 'logsnr' in continuous time)
+           t,                                # integer steps (discrete) or times in [0, 1] (continuous), shape (B,)
+          )->torch.Tensor:
+    "The table `name` at each entry of `t`, on `t`'s device, in float64 (float32 on mps)"
+    if not self.discrete: return self._continuous(name, t)
+    if name not in self.tables: raise ValueError(f"`name` must be one of {self.tables_names}; got {name!r}")
+    if t.is_floating_point(): raise ValueError("a discrete schedule needs integer steps `t`; got floating-point times")
+    check_range(t, 't', 0, self.n_train_steps, hi_open=True)
+    return self.on(t.device)[name][t]
+
+# %% ../nbs/02_diffusion.ipynb #ef76c778
+@patch
+def _continuous(self:DiffusionSchedule, name, t):
+    if name not in ('abar', 'snr', 'logsnr'): raise ValueError(f"a continuous schedule has `name` 'abar', 'snr' or 'logsnr'; got {name!r}")
+    if not t.is_floating_point(): raise ValueError("a continuous schedule needs floating-point times `t` in [0, 1]; got integers")
+    a = self.abar_fn(t if t.device.type == 'mps' else t.double())
+    return a if name == 'abar' else snr(a) if name == 'snr' else logsnr(a)
+
+# %% ../nbs/02_diffusion.ipynb #796d5d10
+def as_schedule(sched, # a `DiffusionSchedule`, β's (discrete), or an ᾱ(t) function (continuous)
+               )->DiffusionSchedule:
+    "`sched` as a `DiffusionSchedule`, building one from β's or an ᾱ function"
+    if isinstance(sched, DiffusionSchedule): return sched
+    return DiffusionSchedule(abar_fn=sched) if callable(sched) else DiffusionSchedule(sched)
+
 # %% ../nbs/02_diffusion.ipynb #773356f7
 def learned_range_log_variance(v,     # the model's variance channels, shape (B, C, ...), nominally in [-1, 1]
                                t,     # integer steps, shape (B,)
-                               betas, # β for each step
+                               sched, # a `DiffusionSchedule` (or β's)
                               ):
     "log σ² = ½(v+1)·log β_t + ½(1−v)·log β̃_t (clipped): Improved DDPM's LEARNED_RANGE"
     _check_batch(v, t, 'v')
-    betas = betas.to(v.device)
-    lo = bcast(abar_at(t, posterior_log_variance_clipped(betas)), v)
-    hi = bcast(abar_at(t, betas.log()), v)
-    frac = (v + 1) / 2
-    return frac * hi + (1 - frac) * lo
+    sched = as_schedule(sched)
+    lo, hi = (bcast(sched.lookup(k, t), v, cast=False) for k in ('post_logvar', 'log_betas'))
+    frac = (v.to(torch.promote_types(v.dtype, torch.float32)) + 1) / 2
+    return (frac * hi + (1 - frac) * lo).to(v.dtype)
 
 # %% ../nbs/02_diffusion.ipynb #3fc4d851
 def normal_kl(mean1, logvar1, mean2, logvar2):
@@ -178,14 +242,13 @@ def vb_terms_bpd(model_mean,    # the model's mean for x_{t−1}
                  x0,            # clean images
                  x_t,           # noised images
                  t,             # integer steps, shape (B,)
-                 betas,         # β for each step
+                 sched,         # a `DiffusionSchedule` (or β's)
                 ):
     "Per-sample variational-bound term in bits/dim: decoder NLL at t = 0, KL to the true posterior otherwise"
     _check_batch(x0, t)
-    betas = betas.to(x0.device)
-    c0, ct = (bcast(abar_at(t, c), x0) for c in posterior_mean_coefs(betas))
-    true_mean, true_logvar = c0 * x0 + ct * x_t, bcast(abar_at(t, posterior_log_variance_clipped(betas)), x0)
-    kl = normal_kl(true_mean, true_logvar, model_mean, model_logvar).flatten(1).mean(1) / math.log(2)
+    sched = as_schedule(sched)
+    c0, ct, lv = (bcast(sched.lookup(k, t), x0) for k in ('c0', 'ct', 'post_logvar'))
+    kl = normal_kl(c0 * x0 + ct * x_t, lv, model_mean, model_logvar).flatten(1).mean(1) / math.log(2)
     nll = -discretized_gaussian_log_likelihood(x0, model_mean, 0.5 * model_logvar).flatten(1).mean(1) / math.log(2)
     return torch.where(t == 0, nll, kl)
 
@@ -193,7 +256,7 @@ def vb_terms_bpd(model_mean,    # the model's mean for x_{t−1}
 def model_mean_logvar(out,             # model output: the objective's channels then the variance channels
                       x_t,             # noised images
                       t,               # integer steps, shape (B,)
-                      betas,           # β for each step
+                      sched,           # a `DiffusionSchedule` (or β's)
                       objective='eps', # what the first half of `out` predicts
                       clip_x0=False,   # clamp the implied x0 to [-1, 1] (for sampling)
                      ):
@@ -201,25 +264,27 @@ def model_mean_logvar(out,             # model output: the objective's channels 
     if out.shape[1] != 2 * x_t.shape[1]:
         raise ValueError(f"a learned-variance model must output 2×{x_t.shape[1]} channels; got {out.shape[1]}")
     pred, v = out.chunk(2, dim=1)
-    betas = betas.to(x_t.device)
-    x0_hat, _ = x0_eps_from_pred(pred, x_t, bcast(abar_at(t, abar_from_betas(betas)), x_t), objective)
+    sched = as_schedule(sched)
+    x0_hat, _ = x0_eps_from_pred(pred, x_t, bcast(sched.lookup('abar', t), x_t, cast=False), objective)
     if clip_x0: x0_hat = x0_hat.clamp(-1, 1)
-    c0, ct = (bcast(abar_at(t, c), x_t) for c in posterior_mean_coefs(betas))
-    return c0 * x0_hat + ct * x_t, learned_range_log_variance(v, t, betas), x0_hat
+    c0, ct = (bcast(sched.lookup(k, t), x_t) for k in ('c0', 'ct'))
+    return c0 * x0_hat + ct * x_t, learned_range_log_variance(v, t, sched), x0_hat
 
 # %% ../nbs/02_diffusion.ipynb #9783107a
 def vlb_term(out,              # model output with 2×C channels
              x0,               # clean images
              x_t,              # noised images
              t,                # integer steps, shape (B,)
-             betas,            # β for each step
+             sched,            # a `DiffusionSchedule` (or β's)
              objective='eps',  # what the first half of `out` predicts
              lambda_vlb=0.001, # λ: weight of the full bound T·L_t
             ):
     "Per-sample λ·T·L_t in bits/dim, the mean taken as fixed (detached) so that only the variance channels learn from it"
+    sched = as_schedule(sched)
+    if out.shape[1] != 2 * x_t.shape[1]: raise ValueError(f"a learned-variance model must output 2×{x_t.shape[1]} channels; got {out.shape[1]}")
     pred, v = out.chunk(2, dim=1)
-    mean, logvar, _ = model_mean_logvar(torch.cat([pred.detach(), v], 1), x_t, t, betas, objective)
-    return lambda_vlb * len(betas) * vb_terms_bpd(mean, logvar, x0, x_t, t, betas)
+    mean, logvar, _ = model_mean_logvar(torch.cat([pred.detach(), v], 1), x_t, t, sched, objective)
+    return lambda_vlb * sched.n_train_steps * vb_terms_bpd(mean, logvar, x0, x_t, t, sched)
 
 # %% ../nbs/02_diffusion.ipynb #2d9294ac
 def hybrid_loss(out,              # model output with 2×C channels
@@ -227,11 +292,12 @@ def hybrid_loss(out,              # model output with 2×C channels
                 x_t,              # noised images
                 t,                # integer steps, shape (B,)
                 noise,            # ε used to make `x_t`
-                betas,            # β for each step
+                sched,            # a `DiffusionSchedule` (or β's)
                 objective='eps',  # what the first half of `out` predicts
                 lambda_vlb=0.001, # λ: weight of the full bound T·L_t
                ):
-    "Per-sample L_simple + λ·T·L_t (Improved DDPM's hybrid loss)"
-    a = bcast(abar_at(t, abar_from_betas(betas.to(x0.device))), x0)
-    mse = mse_per_sample(out.chunk(2, dim=1)[0], get_target(objective, x0, noise, a))
-    return mse + vlb_term(out, x0, x_t, t, betas, objective, lambda_vlb)
+    "Per-sample L_simple + λ·T·L_t (Improved DDPM's hybrid loss), computed in float32 at least"
+    up = lambda x: x.float() if x.dtype in (torch.float16, torch.bfloat16) else x  # the normal CDF has no half kernels
+    out, x0, x_t, noise, sched = up(out), up(x0), up(x_t), up(noise), as_schedule(sched)
+    mse = mse_per_sample(out.chunk(2, dim=1)[0], get_target(objective, x0, noise, bcast(sched.lookup('abar', t), x0)))
+    return mse + vlb_term(out, x0, x_t, t, sched, objective, lambda_vlb)

@@ -41,6 +41,11 @@ class UNet(UNet2DModel):
                          norm_num_groups=norm_num_groups, **kwargs)
         self.t_scale = t_scale
     def forward(self, x, t): return super().forward(x, _scale_t(t, x, self.t_scale)).sample
+    def __getattr__(self, name):
+        "Config keys as diffusers gives them; any other missing name raises `AttributeError`, not `KeyError`"
+        cfg = self.__dict__.get('_internal_dict')
+        if cfg is not None and name not in cfg: return nn.Module.__getattr__(self, name)
+        return super().__getattr__(name)
 
 # %% ../nbs/04_models.ipynb #a427d342
 def timestep_embedding(t,                       # (B,) steps or scaled times
@@ -99,7 +104,8 @@ def forward(self:TinyUNet, x, t):
     k = 2 ** len(self.pool)
     if x.ndim != 4 or x.shape[1] != self.conv_in.in_channels or x.shape[-1] % k or x.shape[-2] % k:
         raise ValueError(f"`x` must be (B, {self.conv_in.in_channels}, H, W) with H and W multiples of {k}; got {tuple(x.shape)}")
-    emb = self.time_mlp(timestep_embedding(_scale_t(t, x, self.t_scale), self.emb_dim))
+    emb = timestep_embedding(_scale_t(t, x, self.t_scale), self.emb_dim)  # in float32, precise enough for t up to 1000
+    emb = self.time_mlp(emb.to(self.time_mlp[0].weight.dtype))         # then the weights' dtype (.half(), .bfloat16())
     h, skips = self.conv_in(x), []
     for i, blk in enumerate(self.down):
         h = blk(h, emb)

@@ -11,16 +11,16 @@ __all__ = ['uniform_steps', 'uniform_t', 'LossSecondMomentSampler', 'space_times
 import re
 from itertools import accumulate, repeat
 import torch
-from .schedules import check_range, _check_steps, abar_from_betas
+from .schedules import check_range, check_steps, abar_from_betas
 
 # %% ../nbs/03_timesteps.ipynb #9974707f
 def uniform_steps(batch_size:int,  # number of steps to draw
-                  n_steps:int,     # T: steps are drawn from {0, …, T−1}
+                  n_train_steps:int, # T: steps are drawn from {0, …, T−1}
                   device=None,     # device of the result (the batch's device)
                   generator=None,  # `torch.Generator` for reproducible draws
                  )->torch.Tensor:
-    "Integer steps drawn uniformly from [0, `n_steps`), shape (`batch_size`,)"
-    return torch.randint(0, _check_steps(n_steps), (batch_size,), device=device, generator=generator)
+    "Integer steps drawn uniformly from [0, `n_train_steps`), shape (`batch_size`,)"
+    return torch.randint(0, check_steps(n_train_steps), (batch_size,), device=device, generator=generator)
 
 # %% ../nbs/03_timesteps.ipynb #396c4099
 def uniform_t(batch_size:int, # number of times to draw
@@ -33,14 +33,14 @@ def uniform_t(batch_size:int, # number of times to draw
 # %% ../nbs/03_timesteps.ipynb #60ebec83
 class LossSecondMomentSampler:
     "Improved DDPM's importance sampling of steps: p_t ∝ √E[L_t²] over the last `history_per_term` losses"
-    def __init__(self, n_steps:int,             # T
+    def __init__(self, n_train_steps:int,       # T
                  history_per_term:int=10,       # losses remembered per step
                  uniform_prob:float=0.001,      # uniform probability mixed into p
                  device=None):                  # where the history lives
-        self.n_steps, self.uniform_prob = _check_steps(n_steps), check_range(uniform_prob, 'uniform_prob', 0, 1)
-        self.history_per_term = _check_steps(history_per_term)
-        self.history = torch.zeros(self.n_steps, self.history_per_term, dtype=torch.float64, device=device)
-        self.counts = torch.zeros(self.n_steps, dtype=torch.long, device=device)
+        self.n_train_steps, self.uniform_prob = check_steps(n_train_steps), check_range(uniform_prob, 'uniform_prob', 0, 1)
+        self.history_per_term = check_steps(history_per_term, 'history_per_term')
+        self.history = torch.zeros(self.n_train_steps, self.history_per_term, dtype=torch.float64, device=device)
+        self.counts = torch.zeros(self.n_train_steps, dtype=torch.long, device=device)
 
 # %% ../nbs/03_timesteps.ipynb #9f924053
 from fastcore.basics import patch
@@ -49,7 +49,7 @@ from fastcore.basics import patch
 @patch
 def probs(self:LossSecondMomentSampler):
     "The current sampling distribution p over the steps"
-    T = self.n_steps
+    T = self.n_train_steps
     p = self.history.pow(2).mean(1).sqrt()
     p = p / p.sum() * (1 - self.uniform_prob) + self.uniform_prob / T
     warm = (self.counts >= self.history_per_term).all() & (p.isfinite().all())
@@ -64,7 +64,7 @@ def sample(self:LossSecondMomentSampler, batch_size:int, # number of steps to dr
     "Draw `batch_size` steps from `probs`; returns `(t, weights)` with weights 1/(T·p_t)"
     p = self.probs()
     t = torch.multinomial(p, batch_size, replacement=True, generator=generator)
-    w = 1 / (self.n_steps * p[t])
+    w = 1 / (self.n_train_steps * p[t])
     return t.to(device or t.device), w.float().to(device or t.device)
 
 # %% ../nbs/03_timesteps.ipynb #17389a8d
@@ -75,27 +75,44 @@ def to(self:LossSecondMomentSampler, device, # where the history should live
     self.history, self.counts = self.history.to(device), self.counts.to(device)
     return self
 
+# %% ../nbs/03_timesteps.ipynb #54c7a4c1
+@patch
+def state_dict(self:LossSecondMomentSampler)->dict:
+    "The loss history and counts (cloned), for checkpoints"
+    return {'history': self.history.clone(), 'counts': self.counts.clone()}
+
+@patch
+def load_state_dict(self:LossSecondMomentSampler, sd:dict, # from `state_dict`
+                   ):
+    "Restore the loss history and counts from `sd`, on the history's current device"
+    if tuple(sd['history'].shape) != tuple(self.history.shape):
+        raise ValueError(f"the importance sampler's history has shape {tuple(self.history.shape)} (T, history_per_term); "
+                         f"the checkpoint's has {tuple(sd['history'].shape)}")
+    self.history.copy_(sd['history']); self.counts.copy_(sd['counts'])
+    return self
+
 # %% ../nbs/03_timesteps.ipynb #a87d33b8
 @patch
 def update(self:LossSecondMomentSampler, t, # steps of the batch, shape (B,)
            losses,                          # per-sample losses at those steps, shape (B,)
           ):
-    "Record the batch's per-sample `losses` (detached) in the history of their steps"
+    "Record the batch's per-sample `losses` (detached) in the history of their steps, without a host-device sync"
+    T, H = self.history.shape
     t, losses = t.to(self.counts.device), losses.detach().to(self.history.device, torch.float64)
     t_sorted, order = torch.sort(t, stable=True)
     first = torch.searchsorted(t_sorted, t_sorted)
     rank = torch.empty_like(order).scatter_(0, order, torch.arange(len(t), device=t.device) - first)
-    n_in_batch = torch.bincount(t, minlength=self.n_steps)
-    keep = rank >= n_in_batch[t] - self.history_per_term   # only the last H of many duplicates matter
-    slot = (self.counts[t] + rank) % self.history_per_term
-    self.history[t[keep], slot[keep]] = losses[keep]
-    self.counts += n_in_batch
+    n_in_batch = torch.zeros_like(self.counts).index_add_(0, t, torch.ones_like(t))
+    keep = rank >= n_in_batch[t] - H   # only the last H of many duplicates matter
+    dest = torch.where(keep, t * H + (self.counts[t] + rank) % H, T * H)  # the rest go to a spare slot
+    flat = torch.cat([self.history.flatten(), self.history.new_zeros(1)]).scatter_(0, dest, losses)
+    self.history, self.counts = flat[:-1].view(T, H), self.counts + n_in_batch
 
 # %% ../nbs/03_timesteps.ipynb #c866a5e3
-def _ddim_steps(n_steps, count):
-    for stride in range(1, n_steps):
-        if len(range(0, n_steps, stride)) == count: return list(range(0, n_steps, stride))
-    raise ValueError(f"`section_counts`: no integer stride gives exactly N={count} steps out of {n_steps}")
+def _ddim_steps(n_train_steps, count):
+    for stride in range(1, n_train_steps):
+        if len(range(0, n_train_steps, stride)) == count: return list(range(0, n_train_steps, stride))
+    raise ValueError(f"`section_counts`: no integer stride gives exactly N={count} steps out of {n_train_steps}")
 
 # %% ../nbs/03_timesteps.ipynb #76efef11
 def _section(start, size, count):
@@ -104,17 +121,17 @@ def _section(start, size, count):
     return [start + round(x) for x in accumulate(repeat(stride, count - 1), initial=0.)]
 
 # %% ../nbs/03_timesteps.ipynb #2dc2f38b
-def space_timesteps(n_steps:int,      # T of the trained model
+def space_timesteps(n_train_steps:int, # T of the trained model
                     section_counts,   # steps per section: list of ints, "10,15,20", or "ddimN"
                    )->list:
     "Sorted list of the steps to keep when sampling with fewer steps (Improved DDPM's respacing)"
-    n_steps = _check_steps(n_steps)
+    n_train_steps = check_steps(n_train_steps)
     if isinstance(section_counts, str):
-        if m := re.fullmatch(r'ddim(\d+)', section_counts): return _ddim_steps(n_steps, int(m.group(1)))
+        if m := re.fullmatch(r'ddim(\d+)', section_counts): return _ddim_steps(n_train_steps, int(m.group(1)))
         try: section_counts = [int(c) for c in section_counts.split(',')]
         except ValueError: raise ValueError(f"`section_counts` must be ints, 'a,b,c' or 'ddimN'; got {section_counts!r}") from None
     if not section_counts or min(section_counts) < 1: raise ValueError(f"`section_counts` must be positive; got {section_counts}")
-    size, extra = divmod(n_steps, len(section_counts))
+    size, extra = divmod(n_train_steps, len(section_counts))
     steps, start = [], 0
     for i, count in enumerate(section_counts):
         sz = size + (i < extra)
@@ -124,10 +141,13 @@ def space_timesteps(n_steps:int,      # T of the trained model
 
 # %% ../nbs/03_timesteps.ipynb #48b47188
 def respace_betas(betas,     # β of the trained schedule, T values
-                  use_steps, # the steps to keep, e.g. from `space_timesteps`
+                  use_steps, # the steps to keep, e.g. from `space_timesteps`: distinct, at least one
                  ):
     "`(new_betas, step_map)`: the schedule restricted to `use_steps`, and the original step of each new one"
-    step_map = torch.as_tensor(sorted(use_steps), dtype=torch.long)
+    steps = [int(s) for s in use_steps]
+    if not steps or len(set(steps)) != len(steps):
+        raise ValueError(f"`use_steps` must be a non-empty list of distinct steps in [0, {len(betas)}); got {list(use_steps)[:10]}")
+    step_map = torch.as_tensor(sorted(steps), dtype=torch.long)
     check_range(step_map, 'use_steps', 0, len(betas), hi_open=True)
     abar = abar_from_betas(betas)[step_map]
     prev = torch.cat([abar.new_ones(1), abar[:-1]])

@@ -6,28 +6,25 @@ Docs: https://diffnotes.github.io/diffnotes/weights.html.md"""
 
 # %% auto #0
 __all__ = ['ho_weights', 'continuous_weights', 'continuous_weights_fn', 'p2_weights', 'p2_lambda', 'plot_p2_weights',
-           'min_snr_weights', 'eps_weight', 'weight_zoo', 'plot_weight_zoo', 'weight_table']
+           'min_snr_weights', 'eps_weight', 'eps_mse', 'weight_zoo', 'plot_weight_zoo', 'weight_table']
 
 # %% ../nbs/01_weights.ipynb #addc1605
 import math, warnings
 import torch
-from .schedules import check_range, _as_float, snr, logsnr, abar_from_betas
-
-# %% ../nbs/01_weights.ipynb #b73e6672
-def _check_betas(betas): return check_range(_as_float(betas), 'betas', 0, 1, lo_open=True, hi_open=True)
+from .schedules import check_range, check_betas, check_objective, as_float, snr, logsnr, abar_from_betas
 
 # %% ../nbs/01_weights.ipynb #887889a1
 def ho_weights(betas:torch.Tensor, # β for each step, each in (0, 1)
               )->torch.Tensor:
     "Weight that DDPM's simplified loss puts on each step relative to the bound: (1 − β_t)(1 − ᾱ_t) / β_t"
-    betas = _check_betas(betas)
+    betas = check_betas(betas)
     return (1 - betas) * (1 - abar_from_betas(betas)) / betas
 
 # %% ../nbs/01_weights.ipynb #86d90d3c
 def continuous_weights(abar:torch.Tensor, # ᾱ over the steps: in [0, 1), strictly decreasing
                       )->torch.Tensor:
     "λ_t = −SNR_t / (SNR_t − SNR_{t−1}) for a table of ᾱ, first entry repeated: the discrete −SNR/SNR′"
-    abar = check_range(_as_float(abar), 'abar', 0, 1, hi_open=True)
+    abar = check_range(as_float(abar, 'abar'), 'abar', 0, 1, hi_open=True)
     if abar.device.type == 'cpu' and not bool((abar[1:] < abar[:-1]).all()):
         raise ValueError("`abar` must be strictly decreasing over the steps")
     s = snr(abar)
@@ -39,7 +36,7 @@ def continuous_weights_fn(abar_fn,  # ᾱ as a differentiable function of t, e.g
                           t,        # times in (0, 1) where the weight is wanted
                          )->torch.Tensor:
     "λ(t) = −SNR(t) / SNR′(t) for a continuous schedule, the derivative taken by autograd"
-    t = check_range(_as_float(t), 't', 0, 1, lo_open=True, hi_open=True).detach().requires_grad_(True)
+    t = check_range(as_float(t, 't'), 't', 0, 1, lo_open=True, hi_open=True).detach().requires_grad_(True)
     with torch.enable_grad():
         s = snr(abar_fn(t))
         ds, = torch.autograd.grad(s.sum(), t)
@@ -59,7 +56,7 @@ def p2_weights(snr,              # SNR values, in [0, inf]
               )->torch.Tensor:
     "P2's factor on the ε-MSE: 1 / (k + SNR)^γ (exactly 1 when γ = 0)"
     _check_p2(gamma, k)
-    snr = check_range(_as_float(snr), 'snr', 0)
+    snr = check_range(as_float(snr, 'snr'), 'snr', 0)
     return (k + snr) ** -gamma
 
 # %% ../nbs/01_weights.ipynb #53d80ee5
@@ -90,34 +87,40 @@ def plot_p2_weights(abar:torch.Tensor,  # ᾱ over the steps
     ax.legend()
     return ax
 
-# %% ../nbs/01_weights.ipynb #c9f0c679
-_targets = ('eps', 'x0', 'v')
-def _check_target(target):
-    if target not in _targets: raise ValueError(f"`target` must be one of {_targets}; got {target!r}")
-
 # %% ../nbs/01_weights.ipynb #8d5d4273
 def min_snr_weights(snr,             # SNR values, in [0, inf]
                     gamma:float=5.,  # clip level γ > 0
-                    target:str='eps',# objective the weight multiplies: 'eps', 'x0' or 'v'
+                    objective:str='eps', # what the model predicts, whose MSE the weight multiplies: 'eps', 'x0' or 'v'
                    )->torch.Tensor:
-    "Min-SNR-γ weight on the `target`'s MSE: min(SNR, γ)/SNR, min(SNR, γ), or min(SNR, γ)/(SNR + 1)"
-    _check_target(target)
+    "Min-SNR-γ weight on the MSE of `objective`: min(SNR, γ)/SNR, min(SNR, γ), or min(SNR, γ)/(SNR + 1)"
+    check_objective(objective)
     check_range(gamma, 'gamma', 0, lo_open=True)
-    snr = check_range(_as_float(snr), 'snr', 0)
-    if target == 'eps': return (gamma / snr).clamp(max=1)
+    snr = check_range(as_float(snr, 'snr'), 'snr', 0)
+    if objective == 'eps': return (gamma / snr).clamp(max=1)
     clipped = snr.clamp(max=gamma)
-    return clipped if target == 'x0' else clipped / (snr + 1)
+    return clipped if objective == 'x0' else clipped / (snr + 1)
 
 # %% ../nbs/01_weights.ipynb #1f1bcf63
-def eps_weight(w,                 # weight on the `target`'s per-sample MSE
+def eps_weight(w,                 # weight on the per-sample MSE of `objective`
                snr,               # SNR values at the same samples
-               target:str='eps',  # objective `w` multiplies: 'eps', 'x0' or 'v'
+               objective:str='eps', # what the model predicts, whose MSE `w` multiplies: 'eps', 'x0' or 'v'
               )->torch.Tensor:
     "The same weighting expressed on the ε-MSE: `w`, `w`/SNR or `w`·(1 + 1/SNR)"
-    _check_target(target)
-    if target == 'eps': return _as_float(w)
-    snr = check_range(_as_float(snr), 'snr', 0, lo_open=True)
-    return w / snr if target == 'x0' else w * (1 + 1 / snr)
+    check_objective(objective)
+    if objective == 'eps': return as_float(w, 'w')
+    snr = check_range(as_float(snr, 'snr'), 'snr', 0, lo_open=True)
+    return w / snr if objective == 'x0' else w * (1 + 1 / snr)
+
+# %% ../nbs/01_weights.ipynb #0deb56e4
+def eps_mse(mse,             # per-sample MSE of the objective, shape (B,)
+            snr,             # SNR of each sample, shape (B,), in [0, inf]
+            objective='eps', # the objective the MSE was measured on: 'eps', 'x0' or 'v'
+           ):
+    "The per-sample MSE re-expressed as the ε-MSE it implies: `mse`, `mse`·SNR or `mse`/(1 + 1/SNR)"
+    check_objective(objective)
+    if objective == 'eps': return mse
+    snr = check_range(as_float(snr, 'snr'), 'snr', 0)
+    return mse * snr if objective == 'x0' else mse / (1 + 1 / snr)
 
 # %% ../nbs/01_weights.ipynb #becbb064
 def weight_zoo(abar:torch.Tensor, # ᾱ over the steps

@@ -1,0 +1,223 @@
+"""Bad input across the public API and the command line: one table, one row per case.
+
+Each row is (a label, a call, the exception type, the phrases the message must contain). The phrases
+name the argument (or the command-line option) and what it allows, so a user can correct the call
+from the message alone. The command-line rows run `diffnotes.cli.main` in-process and expect exit
+status 2 with the message on stderr.
+"""
+import contextlib, io, math, warnings
+from functools import partial
+from pathlib import Path
+import pytest, torch
+warnings.filterwarnings('ignore', message='`torch.jit.script` is deprecated')
+from diffnotes.schedules import linear_betas, cosine_betas, cosine_abar, abar_from_betas, snr, logsnr, check_betas
+from diffnotes.weights import p2_weights, min_snr_weights, eps_weight, eps_mse, continuous_weights
+from diffnotes.diffusion import noisify, get_target, x0_eps_from_pred, DiffusionSchedule, hybrid_loss
+from diffnotes.timesteps import uniform_steps, LossSecondMomentSampler, space_timesteps, respace_betas
+from diffnotes.samplers import ddim_step, ddpm_step, sampling_steps, ddim_sample, ddpm_sample
+from diffnotes.models import TinyUNet, timestep_embedding
+from diffnotes.data import to_model_scale, read_idx, get_dls
+from diffnotes.eval import ImageEval
+from diffnotes.runs import RunConfig, load_checkpoint, sample_from, build_model
+from diffnotes.callbacks import DDPMCallback, ContinuousDDPMCallback, NaNGuard
+from diffnotes.cli import main
+
+B = cosine_betas()
+X = torch.zeros(4, 1, 8, 8)
+T4 = torch.tensor([0, 10, 500, 999])
+NAN, INF = float('nan'), float('inf')
+M = TinyUNet(channels=(8, 16), emb_dim=16)
+IE = ImageEval.fashion_mnist()
+IMGS = torch.zeros(8, 1, 32, 32)
+
+def nan_imgs(): x = IMGS.clone(); x[0, 0, 0, 0] = NAN; return x
+
+API = [
+    # schedules
+    ('linear_betas T=0', lambda: linear_betas(0), ValueError, ['`n_train_steps`', '[1, inf)']),
+    ('linear_betas T="1000"', lambda: linear_betas('1000'), ValueError, ['`n_train_steps`', 'integer']),
+    ('linear_betas T=2.5', lambda: linear_betas(2.5), ValueError, ['`n_train_steps`', 'integer']),
+    ('linear_betas beta_min=0', lambda: linear_betas(beta_min=0.), ValueError, ['`beta_min`', '(0, 1)']),
+    ('linear_betas beta_max=1', lambda: linear_betas(beta_max=1.), ValueError, ['`beta_max`', 'must lie in']),
+    ('cosine_betas max_beta=1', lambda: cosine_betas(max_beta=1.), ValueError, ['`max_beta`', '(0, 1)']),
+    ('cosine_abar t=1.5', lambda: cosine_abar(1.5), ValueError, ['`t`', '[0, 1]']),
+    ('cosine_abar t=nan', lambda: cosine_abar(torch.tensor([0.2, NAN])), ValueError, ['`t`', '[0, 1]']),
+    ('cosine_abar t="0.5"', lambda: cosine_abar('0.5'), ValueError, ['`t`', 'number']),
+    ('snr abar=1.2', lambda: snr(torch.tensor([1.2])), ValueError, ['`abar`', '[0, 1]']),
+    ('logsnr abar=-0.1', lambda: logsnr(-0.1), ValueError, ['`abar`', '[0, 1]']),
+    ('abar_from_betas empty', lambda: abar_from_betas(torch.tensor([])), ValueError, ['`betas`', 'non-empty']),
+    ('abar_from_betas inf', lambda: abar_from_betas(torch.tensor([0.1, INF])), ValueError, ['`betas`', '(0, 1)']),
+    ('abar_from_betas nan', lambda: abar_from_betas(torch.tensor([0.1, NAN])), ValueError, ['`betas`', '(0, 1)']),
+    ('check_betas 2-d', lambda: check_betas(torch.full((2, 2), 0.5)), ValueError, ['`betas`', '1-d']),
+    # weights
+    ('p2 gamma<0', lambda: p2_weights(torch.ones(2), gamma=-1.), ValueError, ['`gamma`', '[0, inf]']),
+    ('p2 k=0', lambda: p2_weights(torch.ones(2), gamma=1., k=0.), ValueError, ['`k`', '(0, inf]']),
+    ('p2 snr<0', lambda: p2_weights(torch.tensor([-1.]), 1.), ValueError, ['`snr`', '[0, inf]']),
+    ('min_snr gamma=0', lambda: min_snr_weights(torch.ones(2), 0.), ValueError, ['`gamma`', '(0, inf]']),
+    ('min_snr objective', lambda: min_snr_weights(torch.ones(2), 5., 'score'), ValueError, ['`objective`', "'eps', 'x0', 'v'"]),
+    ('eps_weight snr=0 for x0', lambda: eps_weight(torch.ones(1), torch.zeros(1), 'x0'), ValueError, ['`snr`', '(0, inf]']),
+    ('eps_mse snr<0', lambda: eps_mse(torch.ones(1), -torch.ones(1), 'v'), ValueError, ['`snr`', '[0, inf]']),
+    ('continuous_weights increasing', lambda: continuous_weights(torch.tensor([0.5, 0.9])), ValueError, ['`abar`', 'decreasing']),
+    # diffusion
+    ('noisify int images', lambda: noisify(X.long(), T4, abar_from_betas(B)), ValueError, ['`x0`', 'floating-point']),
+    ('noisify half the t', lambda: noisify(X, T4[:2], abar_from_betas(B)), ValueError, ['`t`', 'one entry per image']),
+    ('noisify t=1000', lambda: noisify(X, T4 + 1, abar_from_betas(B)), ValueError, ['`t`', '[0, 1000)']),
+    ('noisify empty batch', lambda: noisify(X[:0], T4[:0], abar_from_betas(B)), ValueError, ['`x0`', 'at least one image']),
+    ('noisify noise shape', lambda: noisify(X, T4, abar_from_betas(B), X[:2]), ValueError, ['`noise`', 'shape']),
+    ('schedule lookup t out of range', lambda: DiffusionSchedule(B).lookup('abar', T4 + 1), ValueError, ['`t`', '[0, 1000)']),
+    ('schedule lookup name', lambda: DiffusionSchedule(B).lookup('alpha', T4), ValueError, ['`name`', "'abar'"]),
+    ('schedule empty betas', lambda: DiffusionSchedule(torch.tensor([])), ValueError, ['`betas`', 'non-empty']),
+    ('schedule both', lambda: DiffusionSchedule(B, cosine_abar), ValueError, ['`betas`', '`abar_fn`']),
+    ('get_target objective', lambda: get_target('score', X, X, 0.5), ValueError, ['`objective`', "'eps', 'x0', 'v'"]),
+    ('x0_eps_from_pred objective', lambda: x0_eps_from_pred(X, X, torch.tensor(0.5), 'noise'), ValueError, ['`objective`']),
+    ('hybrid_loss one channel', lambda: hybrid_loss(X, X, X, T4, X, B), ValueError, ['2×1 channels']),
+    # timesteps
+    ('uniform_steps T=0', lambda: uniform_steps(4, 0), ValueError, ['`n_train_steps`', '[1, inf)']),
+    ('importance sampler T=0', lambda: LossSecondMomentSampler(0), ValueError, ['`n_train_steps`', '[1, inf)']),
+    ('importance sampler uniform_prob=2', lambda: LossSecondMomentSampler(10, uniform_prob=2.), ValueError, ['`uniform_prob`', '[0, 1]']),
+    ('space_timesteps text', lambda: space_timesteps(10, 'ten'), ValueError, ['`section_counts`', 'ddimN']),
+    ('space_timesteps zero', lambda: space_timesteps(10, [0]), ValueError, ['`section_counts`', 'positive']),
+    ('space_timesteps ddim45', lambda: space_timesteps(1000, 'ddim45'), ValueError, ['`section_counts`', 'N=45']),
+    ('respace_betas empty', lambda: respace_betas(B, []), ValueError, ['`use_steps`', 'non-empty', '[0, 1000)']),
+    ('respace_betas duplicates', lambda: respace_betas(B, [3, 3, 7]), ValueError, ['`use_steps`', 'distinct']),
+    ('respace_betas out of range', lambda: respace_betas(B, [0, 1000]), ValueError, ['`use_steps`', '[0, 1000)']),
+    # samplers
+    ('ddim_step abar_t>1', lambda: ddim_step(X, X, 1.5, 0.7), ValueError, ['`abar_t`', '(0, 1]']),
+    ('ddim_step abar_prev=0', lambda: ddim_step(X, X, 0.5, 0.), ValueError, ['`abar_prev`', '(0, 1]']),
+    ('ddim_step abar_t nan', lambda: ddim_step(X, X, NAN, 0.7), ValueError, ['`abar_t`', '(0, 1]']),
+    ('ddim_step eta<0', lambda: ddim_step(X, X, 0.5, 0.7, eta=-1.), ValueError, ['`eta`', '[0, inf]']),
+    ('ddim_step eta text', lambda: ddim_step(X, X, 0.5, 0.7, eta='0.5'), ValueError, ['`eta`', 'number']),
+    ('ddpm_step t=1000', lambda: ddpm_step(X, X, 1000, B), ValueError, ['`t`', '[0, 1000)']),
+    ('ddpm_step variance', lambda: ddpm_step(X, X, 5, B, variance='fixed'), ValueError, ['`variance`', 'fixed_small']),
+    ('sampling_steps n>T', lambda: sampling_steps(1000, 2000), ValueError, ['`n_steps`', '[1, 1000]']),
+    ('sampling_steps duplicates', lambda: sampling_steps(1000, 10, [5, 5]), ValueError, ['`spacing`', 'distinct']),
+    ('sampling_steps empty list', lambda: sampling_steps(1000, 10, []), ValueError, ['`spacing`', 'non-empty']),
+    ('ddim_sample n_steps=0', lambda: ddim_sample(M, (2, 1, 8, 8), B, 0, progress=False), ValueError, ['`n_steps`', '[1, inf)']),
+    ('ddim_sample x_T shape', lambda: ddim_sample(M, (2, 1, 8, 8), B, 5, x_T=X, progress=False), ValueError, ['`x_T`', '(2, 1, 8, 8)']),
+    ('ddim_sample model on another device', lambda: ddim_sample(TinyUNet(channels=(8, 16)).to('meta'), (2, 1, 8, 8), B, 5, device='cpu', progress=False), ValueError, ['`device`', 'model']),
+    ('ddpm_sample objective', lambda: ddpm_sample(M, (2, 1, 8, 8), B, objective='score', progress=False), ValueError, ['`objective`']),
+    # models and data
+    ('TinyUNet odd size', lambda: TinyUNet(channels=(8, 16))(torch.zeros(1, 1, 31, 31), torch.zeros(1, dtype=torch.long)), ValueError, ['`x`', 'multiples of 2']),
+    ('timestep_embedding odd dim', lambda: timestep_embedding(T4, 7), ValueError, ['`dim`', 'even']),
+    ('to_model_scale float', lambda: to_model_scale(torch.rand(2, 28, 28)), ValueError, ['`x`', 'uint8', '[0, 255]']),
+    ('to_model_scale empty', lambda: to_model_scale(torch.zeros(0, 28, 28, dtype=torch.uint8)), ValueError, ['`x`', 'at least one image']),
+    ('to_model_scale size', lambda: to_model_scale(torch.zeros(2, 28, 28, dtype=torch.uint8), 16), ValueError, ['`size`', '28']),
+    ('get_dls unknown data', lambda: get_dls('no/such/folder'), ValueError, ['`data`', "'embedded'"]),
+    ('get_dls bs=0', lambda: get_dls(bs=0), ValueError, ['`bs`', '[1, inf)']),
+    # evaluation
+    ('fid NaN pixel', lambda: IE.fid(nan_imgs()), ValueError, ['`x`', '[-1, 1]']),
+    ('fid inf pixel', lambda: IE.fid(IMGS + INF), ValueError, ['`x`', '[-1, 1]']),
+    ('fid integer images', lambda: IE.fid(IMGS.long()), ValueError, ['`x`', 'float']),
+    ('fid RGB images', lambda: IE.fid(torch.zeros(8, 3, 32, 32)), ValueError, ['`x`', '(N, 1, 32, 32)']),
+    ('fid out of range', lambda: IE.fid(IMGS + 2), ValueError, ['`x`', '[-1, 1]']),
+    ('kid NaN pixel', lambda: IE.kid(nan_imgs()), ValueError, ['`x`', '[-1, 1]']),
+    ('bootstrap n_boot=0', lambda: IE.bootstrap(IMGS, 0), ValueError, ['`n_boot`', '[1, inf)']),
+    # runs
+    ('RunConfig bs=0', lambda: RunConfig(bs=0), ValueError, ['`bs`', '[1, 65536]']),
+    ('RunConfig epochs=-1', lambda: RunConfig(epochs=-1), ValueError, ['`epochs`', '[1, 100000]']),
+    ('RunConfig lr=-1', lambda: RunConfig(lr=-1.), ValueError, ['`lr`', '(0, 1]']),
+    ('RunConfig lr=10', lambda: RunConfig(lr=10.), ValueError, ['`lr`', '(0, 1]']),
+    ('RunConfig lr nan', lambda: RunConfig(lr=NAN), ValueError, ['`lr`', '(0, 1]']),
+    ('RunConfig channels 8,x', lambda: RunConfig(channels='8,x'), ValueError, ['`channels`', 'integers']),
+    ('RunConfig sample_steps>T', lambda: RunConfig(sample_steps=5000), ValueError, ['`sample_steps`', '[1, 1000]']),
+    ('RunConfig n_samples=0', lambda: RunConfig(n_samples=0), ValueError, ['`n_samples`', '[1, 1000000]']),
+    ('RunConfig objective', lambda: RunConfig(objective='score'), ValueError, ['`objective`', "'eps', 'x0', 'v'"]),
+    ('RunConfig gamma=3', lambda: RunConfig(gamma=3.), ValueError, ['`gamma`', '[0, 2]']),
+    ('RunConfig importance continuous', lambda: RunConfig(callback='continuous', importance=True), ValueError, ['`callback`', "'ddpm'"]),
+    ('DDPMCallback t_sampler', lambda: DDPMCallback(B, t_sampler='loss'), ValueError, ['`t_sampler`', "'importance'"]),
+    ('ContinuousDDPMCallback t_min=0', lambda: ContinuousDDPMCallback(t_min=0.), ValueError, ['`t_min`', '(0, 1)']),
+    ('NaNGuard max_ratio=0.5', lambda: NaNGuard(max_ratio=0.5), ValueError, ['`max_ratio`', '(1, inf]']),
+    ('sample_from steps>T', lambda: sample_from(M, RunConfig(channels=(8, 16)), 2, steps=2000), ValueError, ['`steps`', '[1, 1000]']),
+    ('sample_from eta=inf', lambda: sample_from(M, RunConfig(channels=(8, 16)), 2, eta=INF), ValueError, ['`eta`', '[0, 10]']),
+    ('sample_from n=0', lambda: sample_from(M, RunConfig(channels=(8, 16)), 0), ValueError, ['`n`', '[1, 1000000]']),
+]
+
+@pytest.mark.parametrize('label,call,exc,phrases', API, ids=[r[0] for r in API])
+def test_api_refuses(label, call, exc, phrases):
+    with pytest.raises(exc) as e: call()
+    for p in phrases: assert p in str(e.value), f"{label}: {p!r} not in {str(e.value)!r}"
+
+def test_empty_checkpoint(tmp_path):
+    (tmp_path / 'model.pt').write_bytes(b'')
+    with pytest.raises(ValueError, match='is empty'): load_checkpoint(tmp_path)
+
+CLI = [
+    (['train', '--bs', '0'], ['`--bs`', '[1, 65536]']),
+    (['train', '--bs', 'x'], ['`--bs`', 'integer']),
+    (['train', '--bs', '-5'], ['`--bs`', '[1, 65536]']),
+    (['train', '--bs', '1e9'], ['`--bs`', '[1, 65536]']),
+    (['train', '--epochs', '0'], ['`--epochs`', '[1, 100000]']),
+    (['train', '--epochs', '-1'], ['`--epochs`', '[1, 100000]']),
+    (['train', '--epochs', '10000000'], ['`--epochs`', '[1, 100000]']),
+    (['train', '--lr', '0'], ['`--lr`', '(0, 1]']),
+    (['train', '--lr', '-1'], ['`--lr`', '(0, 1]']),
+    (['train', '--lr', '10'], ['`--lr`', '(0, 1]']),
+    (['train', '--lr', 'fast'], ['`--lr`', 'number']),
+    (['train', '--channels', '8,x'], ['`--channels`', 'integers']),
+    (['train', '--channels', '0,8'], ['`--channels`', '[1, 4096]']),
+    (['train', '--sample-steps', '0'], ['`--sample-steps`', '[1, 1000]']),
+    (['train', '--sample-steps', '5000'], ['`--sample-steps`', '[1, 1000]']),
+    (['train', '--n-train-steps', '1', '--sample-steps', '2'], ['`--n-train-steps`', '[2, 100000]']),
+    (['train', '--n-samples', '0'], ['`--n-samples`', '[1, 1000000]']),
+    (['train', '--seed', '-1'], ['`--seed`', '[0, ']),
+    (['train', '--gamma', '-1'], ['`--gamma`', '[0, 2]']),
+    (['train', '--size', '0'], ['`--size`', '[8, 1024]']),
+    (['train', '--in-channels', '4'], ['`--in-channels`', '[1, 3]']),
+    (['train', '--model', 'vit'], ['`--model`', "'tiny', 'unet'"]),
+    (['train', '--schedule', 'sigmoid'], ['`--schedule`', "'cosine', 'linear'"]),
+    (['train', '--max-loss-ratio', '1'], ['`--max-loss-ratio`', '(1, inf]']),
+    (['tables', '--n-train-steps', '0'], ['`--n-train-steps`', '[1, inf)']),
+    (['fid', '--samples', 'no/such.pt'], ['`--samples`', 'no such file']),
+]
+
+@pytest.mark.parametrize('argv,phrases', CLI, ids=[' '.join(a) for a, _ in CLI])
+def test_cli_refuses(argv, phrases):
+    with contextlib.redirect_stderr(io.StringIO()) as err, contextlib.redirect_stdout(io.StringIO()):
+        with pytest.raises(SystemExit) as e: main(argv)
+    assert e.value.code == 2
+    for p in phrases: assert p in err.getvalue(), f"{p!r} not in {err.getvalue()!r}"
+
+@pytest.fixture(scope='module')
+def run_dir(tmp_path_factory):
+    "A tiny finished run, for the sample and fid rows"
+    from diffnotes.runs import train_run
+    from diffnotes.data import tensor_dls, load_embedded
+    d = tmp_path_factory.mktemp('run')
+    emb = load_embedded()
+    with contextlib.redirect_stdout(io.StringIO()):
+        train_run(RunConfig(channels=(8, 16), epochs=1, bs=32, n_samples=8, sample_steps=2), d, progress=False,
+                  dls=tensor_dls(emb['x_train'][:64], emb['x_test'][:32], bs=32))
+    return d
+
+SAMPLE = [
+    (['--eta', 'inf'], ['`--eta`', '[0, 10]']),
+    (['--eta', '-1'], ['`--eta`', '[0, 10]']),
+    (['--steps', '0'], ['`--steps`', '[1, 1000]']),
+    (['--steps', '5000'], ['`--steps`', '[1, 1000]']),
+    (['--n', '0'], ['`--n`', '[1, 1000000]']),
+    (['--sampler', 'euler'], ['`--sampler`', "'ddim', 'ddpm'"]),
+]
+
+@pytest.mark.parametrize('argv,phrases', SAMPLE, ids=[' '.join(a) for a, _ in SAMPLE])
+def test_sample_refuses(run_dir, tmp_path, argv, phrases):
+    with contextlib.redirect_stderr(io.StringIO()) as err, contextlib.redirect_stdout(io.StringIO()):
+        with pytest.raises(SystemExit) as e: main(['sample', str(run_dir), '--out', str(tmp_path / 's'), *argv])
+    assert e.value.code == 2
+    for p in phrases: assert p in err.getvalue(), f"{p!r} not in {err.getvalue()!r}"
+    assert not list(tmp_path.iterdir())  # nothing written
+
+def test_sample_never_overwrites_its_checkpoint(run_dir):
+    before = (run_dir / 'model.pt').read_bytes()
+    with contextlib.redirect_stderr(io.StringIO()) as err, pytest.raises(SystemExit):
+        main(['sample', str(run_dir), '--out', str(run_dir / 'model')])
+    assert 'already exists' in err.getvalue()
+    assert (run_dir / 'model.pt').read_bytes() == before
+
+def test_fid_refuses_nan_and_n_boot(run_dir, tmp_path):
+    x = torch.load(run_dir / 'samples.pt'); x[0, 0, 0, 0] = NAN; torch.save(x, tmp_path / 'nan.pt')
+    for argv, phrase in ((['--samples', str(tmp_path / 'nan.pt')], '[-1, 1]'), (['--samples', str(run_dir / 'samples.pt'), '--n-boot', '0'], '`--n-boot`')):
+        with contextlib.redirect_stderr(io.StringIO()) as err, pytest.raises(SystemExit) as e: main(['fid', *argv])
+        assert e.value.code == 2 and phrase in err.getvalue(), err.getvalue()
+
+def test_table_size():
+    assert len(API) + len(CLI) + len(SAMPLE) + 3 >= 60

@@ -1,0 +1,69 @@
+"""The `diffnotes` command as a user runs it: separate processes, a run killed with SIGKILL and resumed,
+a hostile checkpoint, and the log a run writes when its output is not a terminal."""
+import io, os, re, signal, subprocess, sys, time
+from pathlib import Path
+import pytest, torch
+
+EXE = Path(sys.executable).parent / 'diffnotes'
+TINY = ['--channels', '8,16', '--bs', '64', '--n-samples', '8', '--sample-steps', '5', '--seed', '3']
+
+def run(*args, cwd):
+    return subprocess.run([str(EXE), *args], capture_output=True, text=True, cwd=cwd, timeout=600)
+
+def weights(path):
+    from diffnotes.runs import load_checkpoint
+    return load_checkpoint(path)['model']
+
+def max_dw(a, b): return max((a[k] - b[k]).abs().max().item() for k in a)
+
+def test_killed_run_resumes_bit_for_bit(tmp_path):
+    "Kill `diffnotes train` with SIGKILL after its first checkpoint, resume it, and compare with a run never interrupted"
+    r = run('train', '--out', 'full', '--epochs', '3', *TINY, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert re.search(r'^epoch 1/3  train_loss [\d.]+  valid_loss [\d.]+  \d+s$', r.stdout, re.M), r.stdout  # one line per epoch in a log
+    assert '\r' not in r.stdout and '█' not in r.stdout                                                   # no progress-bar redraws
+    p = subprocess.Popen([str(EXE), 'train', '--out', 'killed', '--epochs', '3', *TINY], cwd=tmp_path,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    ck, start = tmp_path / 'killed' / 'model.pt', time.time()
+    while not ck.exists() and time.time() - start < 300 and p.poll() is None: time.sleep(0.02)
+    p.send_signal(signal.SIGKILL); p.wait()
+    from diffnotes.runs import load_checkpoint
+    done = load_checkpoint(ck)['epochs_done']
+    assert 1 <= done < 3, done
+    r = run('train', '--resume', 'killed', cwd=tmp_path)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert load_checkpoint(ck)['epochs_done'] == 3
+    assert max_dw(weights(tmp_path / 'full'), weights(tmp_path / 'killed')) == 0
+    assert torch.equal(torch.load(tmp_path / 'full' / 'samples.pt'), torch.load(tmp_path / 'killed' / 'samples.pt'))
+    r = run('train', '--resume', 'killed', '--n-train-steps', '500', cwd=tmp_path)
+    assert r.returncode == 2 and '`--n-train-steps` checkpoint 1000 vs now 500' in r.stderr, r.stderr[-2000:]
+    r = run('train', '--out', 'full', '--epochs', '3', *TINY, cwd=tmp_path)
+    assert r.returncode == 2 and 'already holds' in r.stderr
+
+class Payload:
+    "Unpickling this creates the file `marker`"
+    def __init__(self, marker): self.marker = marker
+    def __reduce__(self): return (io.open, (self.marker, 'w'))
+
+def test_hostile_checkpoint_runs_nothing(tmp_path):
+    "A checkpoint whose pickle would write a file is refused by `sample` and `train --resume`, and the file never appears"
+    marker = tmp_path / 'pwned'
+    torch.save({'format': 'diffnotes-run', 'config': {}, 'model': {}, 'x': Payload(str(marker))}, tmp_path / 'evil.pt')
+    for args in (['sample', 'evil.pt', '--out', 'out'], ['train', '--resume', 'evil.pt']):
+        r = run(*args, cwd=tmp_path)
+        assert r.returncode == 2, r.stderr[-2000:]
+        assert 'refuses it without running any of its code' in r.stderr, r.stderr[-2000:]
+        assert not marker.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['evil.pt']
+
+def test_sample_and_fid_commands(tmp_path):
+    "The main job end to end, shrunk: train one epoch, sample from it with DDPM, score the samples"
+    r = run('train', '--out', 'run', '--epochs', '1', *TINY, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert {'model.pt', 'loss.png', 'samples.png', 'samples.pt'} == {p.name for p in (tmp_path / 'run').iterdir()}
+    r = run('sample', 'run', '--out', 'more', '--sampler', 'ddpm', '--steps', '10', '--n', '8', cwd=tmp_path)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert (tmp_path / 'more.png').exists() and torch.load(tmp_path / 'more.pt').shape == (8, 1, 32, 32)
+    r = run('fid', '--samples', 'run/samples.pt', '--n-boot', '10', cwd=tmp_path)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert re.search(r"FID [\d.]+ \(n=8, 95% CI [\d.]+–[\d.]+; real-data floor at n=8: [\d.]+\), KID", r.stdout), r.stdout
