@@ -17,32 +17,35 @@ from diffnotes.schedules import cosine_betas
 from diffnotes.weights import p2_weights
 from diffnotes.models import TinyUNet
 from diffnotes.samplers import ddim_sample
-from diffnotes.callbacks import DDPMCallback, DiffusionLoss
+from diffnotes.callbacks import DDPMCallback
 from diffnotes.data import load_embedded, to_model_scale
 import train_overhead
 
 def sync_free_step():
-    "One training step of the callback's work, the forward, backward and Adam step, with synchronisation forbidden"
+    "Training steps of the callback's work (P2 weights, importance-sampled t, learned variance), the forward, the loss,
+    the sampler's update, backward and Adam, with host-device synchronisation forbidden"
     from fastai.learner import Learner
     from fastai.data.core import DataLoaders
     from fastai.data.load import DataLoader
     from fastai.losses import MSELossFlat
     dev = torch.device('cuda')
     x0 = to_model_scale(load_embedded()['x_train'][:128]).to(dev)
-    cb = DDPMCallback(cosine_betas(), weight=partial(p2_weights, gamma=1.))
-    model = TinyUNet(channels=(16, 32, 64), emb_dim=64).to(dev)
+    cb = DDPMCallback(cosine_betas(), weight=partial(p2_weights, gamma=1.), t_sampler='importance', learn_variance=True)
+    model = TinyUNet(channels=(16, 32, 64), emb_dim=64, learn_variance=True).to(dev)
     learn = Learner(DataLoaders(DataLoader([(x0,)], bs=None), DataLoader([], bs=None), device=dev), model, loss_func=MSELossFlat(), cbs=cb)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-    learn.training = True
-    learn.xb = (x0,); cb.before_batch()                   # first batch: tables move to the GPU (allowed to sync)
-    loss = DiffusionLoss(cb)(model(*learn.xb), *learn.yb); loss.backward(); opt.step(); opt.zero_grad()
+    learn('before_fit'); learn.training = True
+    def step():
+        learn.xb = (x0,); cb.before_batch()
+        learn.pred = model(*learn.xb)
+        learn.loss = learn.loss_func(learn.pred, *learn.yb)
+        cb.after_loss()
+        learn.loss.backward(); opt.step(); opt.zero_grad()
+    step()                                                # first batch: tables move to the GPU (allowed to sync)
     torch.cuda.synchronize()
     torch.cuda.set_sync_debug_mode('error')
     try:
-        for _ in range(3):
-            learn.xb = (x0,); cb.before_batch()
-            loss = DiffusionLoss(cb)(model(*learn.xb), *learn.yb)
-            loss.backward(); opt.step(); opt.zero_grad()
+        for _ in range(3): step()
     finally: torch.cuda.set_sync_debug_mode(0)
     torch.cuda.synchronize()
     return True

@@ -11,7 +11,7 @@ __all__ = ['MODELS', 'CALLBACKS', 'SCHEDULES', 'WEIGHTS', 'SAMPLERS', 'RunConfig
            'resume_config', 'seed_everything', 'train_run', 'save_grid', 'save_losses', 'finish_run', 'sample_from',
            'load_run']
 
-# %% ../nbs/09_runs.ipynb #b27ba5dc
+# %% ../nbs/09_runs.ipynb #32e58de1
 import dataclasses, math, os, random, re, sys, time
 from dataclasses import dataclass, asdict, fields
 from functools import partial
@@ -28,10 +28,10 @@ from .models import TinyUNet, UNet
 from .callbacks import DDPMCallback, ContinuousDDPMCallback, NaNGuard
 from .samplers import ddim_sample, ddpm_sample
 
-# %% ../nbs/09_runs.ipynb #581e59c3
+# %% ../nbs/09_runs.ipynb #defea389
 MODELS, CALLBACKS, SCHEDULES, WEIGHTS, SAMPLERS = ('tiny', 'unet'), ('ddpm', 'continuous'), ('cosine', 'linear'), ('none', 'p2', 'min-snr'), ('ddim', 'ddpm')
 
-# %% ../nbs/09_runs.ipynb #8a8a0533
+# %% ../nbs/09_runs.ipynb #3ff28b4d
 @dataclass
 class RunConfig:
     "Everything that defines a training run; checked in full when built"
@@ -60,7 +60,7 @@ class RunConfig:
     sample_steps:int=50         # sampling steps, at most T
     def __post_init__(self): self.check()
 
-# %% ../nbs/09_runs.ipynb #1f45d47e
+# %% ../nbs/09_runs.ipynb #7efc5725
 def field_docs(cls, # a dataclass whose fields carry a comment each
               )->dict:
     "The comment after each field of a dataclass, by field name"
@@ -68,7 +68,7 @@ def field_docs(cls, # a dataclass whose fields carry a comment each
     src = inspect.getsource(cls)
     return {m.group(1): m.group(2).strip() for m in re.finditer(r'^\s+(\w+)\s*:[^#\n]*#(.*)$', src, re.M)}
 
-# %% ../nbs/09_runs.ipynb #f9734886
+# %% ../nbs/09_runs.ipynb #6f037a44
 def _choice(v, name, allowed):
     if v not in allowed: raise ValueError(f"`{name}` must be one of {allowed}; got {v!r}")
 
@@ -87,7 +87,7 @@ def _channels(v):
         raise ValueError(f"`channels` must be one or more integers in [1, 4096], e.g. 16,32,64; got {v!r}")
     return v
 
-# %% ../nbs/09_runs.ipynb #473b8239
+# %% ../nbs/09_runs.ipynb #c0bac7d3
 @patch
 def check(self:RunConfig):
     "Normalise and check every field; raise a `ValueError` naming the first bad one and its allowed values"
@@ -110,12 +110,14 @@ def check(self:RunConfig):
         raise ValueError(f"`size` must be a multiple of {2 ** (len(self.channels) - 1)} for a TinyUNet with {len(self.channels)} resolutions; got {self.size}")
     return self
 
-# %% ../nbs/09_runs.ipynb #a7db1981
+# %% ../nbs/09_runs.ipynb #5c53a977
 def build_model(cfg:RunConfig, # the run's configuration
                )->torch.nn.Module:
     "The model `cfg` describes, freshly initialised from torch's global generator"
     if cfg.model == 'tiny': return TinyUNet(cfg.in_channels, learn_variance=cfg.learn_variance, channels=cfg.channels, emb_dim=64)
-    return UNet(cfg.in_channels, learn_variance=cfg.learn_variance, sample_size=cfg.size, block_out_channels=cfg.channels)
+    n = len(cfg.channels)  # plain blocks, with attention at the lowest resolution
+    return UNet(cfg.in_channels, learn_variance=cfg.learn_variance, sample_size=cfg.size, block_out_channels=cfg.channels,
+                down_block_types=('DownBlock2D',) * (n - 1) + ('AttnDownBlock2D',), up_block_types=('AttnUpBlock2D',) + ('UpBlock2D',) * (n - 1))
 
 def build_schedule(cfg:RunConfig, # the run's configuration
                   )->DiffusionSchedule:
@@ -130,7 +132,7 @@ def build_weight(cfg:RunConfig, # the run's configuration
     if cfg.weight == 'min-snr': return partial(min_snr_weights, gamma=cfg.min_snr_gamma)
     return None
 
-# %% ../nbs/09_runs.ipynb #466fa69f
+# %% ../nbs/09_runs.ipynb #afd82fb6
 def build_callback(cfg:RunConfig,          # the run's configuration
                    sched:DiffusionSchedule=None, # the schedule (built from `cfg` if None)
                   ):
@@ -139,7 +141,7 @@ def build_callback(cfg:RunConfig,          # the run's configuration
     if cfg.callback == 'continuous': return ContinuousDDPMCallback(sched.abar_fn, cfg.objective, build_weight(cfg))
     return DDPMCallback(sched, cfg.objective, build_weight(cfg), 'importance' if cfg.importance else None, cfg.learn_variance)
 
-# %% ../nbs/09_runs.ipynb #6b583948
+# %% ../nbs/09_runs.ipynb #0cd029c7
 class EpochLine(Callback):
     "Print one line per epoch (epoch, losses, time): the progress report for logs, where bars would redraw endlessly"
     order = 60  # after the Recorder has the epoch's values
@@ -150,7 +152,7 @@ class EpochLine(Callback):
         print(f"epoch {self.epoch + 1}/{self.n_epoch}  {vals}  {time.time() - self._t:.0f}s", flush=True)
     def before_epoch(self): self._t = time.time()
 
-# %% ../nbs/09_runs.ipynb #7ac4999c
+# %% ../nbs/09_runs.ipynb #ac794b4e
 @torch.no_grad()
 def check_data(dls, model):
     "Send two images of `dls` through `model` once; a `ValueError` naming the shapes if they do not fit"
@@ -160,7 +162,7 @@ def check_data(dls, model):
         raise ValueError(f"the data's images, {tuple(x.shape[1:])} (channels, height, width), do not fit the model: {e}") from None
     finally: model.train()
 
-# %% ../nbs/09_runs.ipynb #6cf98e30
+# %% ../nbs/09_runs.ipynb #2f60dba1
 def build_learner(cfg:RunConfig,    # the run's configuration
                   dls=None,         # DataLoaders (default: `get_dls` of `cfg.data`)
                   progress:bool=None, # progress bars (default: only when stdout is a terminal); False prints a line per epoch
@@ -177,7 +179,7 @@ def build_learner(cfg:RunConfig,    # the run's configuration
     if not (sys.stdout.isatty() if progress is None else progress): learn.remove_cb(learn.progress); learn.add_cb(EpochLine()); learn.logger = noop
     return learn
 
-# %% ../nbs/09_runs.ipynb #0a4346ff
+# %% ../nbs/09_runs.ipynb #23aa4706
 def plain(obj):
     "`obj` with lists for `L`s and tuples, recursively: what `torch.load(weights_only=True)` accepts; a `TypeError` for anything else"
     import numpy as np
@@ -189,7 +191,7 @@ def plain(obj):
     if isinstance(obj, (list, tuple)) or type(obj).__name__ == 'L': return [plain(o) for o in obj]
     raise TypeError(f"a checkpoint may hold only tensors, numbers, strings, lists and dicts; got {type(obj).__name__}")
 
-# %% ../nbs/09_runs.ipynb #1a9916bf
+# %% ../nbs/09_runs.ipynb #20317c23
 def save_atomic(obj,  # anything `torch.save` takes
                 path, # destination file
                )->Path:
@@ -209,7 +211,7 @@ def remove_stale(folder, # a run folder
     for f in stale: f.unlink()
     return [f.name for f in stale]
 
-# %% ../nbs/09_runs.ipynb #fad1cd3b
+# %% ../nbs/09_runs.ipynb #2a6ef8c8
 def load_checkpoint(path, # a checkpoint file, or a run folder holding `model.pt`
                    )->dict:
     "Load a diffnotes checkpoint with `torch.load(weights_only=True)`; a clear `ValueError` for anything else"
@@ -226,7 +228,7 @@ def load_checkpoint(path, # a checkpoint file, or a run folder holding `model.pt
     if not isinstance(ck, dict) or ck.get('format') != 'diffnotes-run': raise ValueError(f"{path} is not a diffnotes checkpoint")
     return ck
 
-# %% ../nbs/09_runs.ipynb #2dc8a6ea
+# %% ../nbs/09_runs.ipynb #bb6ffee9
 def _rng_state(learn):
     dls = {name: plain(dl.rng.getstate()) for name, dl in zip(('train', 'valid'), learn.dls.loaders[:2])}
     st = {'torch': torch.get_rng_state(), 'python': plain(random.getstate()), 'dls': dls}
@@ -240,7 +242,7 @@ def _set_rng(learn, st):
     random.setstate(tup(st['python']))
     for name, dl in zip(('train', 'valid'), learn.dls.loaders[:2]): dl.rng.setstate(tup(st['dls'][name]))
 
-# %% ../nbs/09_runs.ipynb #bb2d05c4
+# %% ../nbs/09_runs.ipynb #6ee79156
 def diffusion_cb(learn):
     "The `DDPMCallback` or `ContinuousDDPMCallback` of `learn`"
     return next(c for c in learn.cbs if isinstance(c, (DDPMCallback, ContinuousDDPMCallback)))
@@ -265,7 +267,7 @@ def restore_state(learn, # a Learner built from the same configuration
     if st['sampler'] is not None: diffusion_cb(learn).t_sampler.load_state_dict(st['sampler'])
     _set_rng(learn, st['rng'])
 
-# %% ../nbs/09_runs.ipynb #e4f1809d
+# %% ../nbs/09_runs.ipynb #0c160c8c
 class RunCheckpoint(Callback):
     "Save the run's checkpoint atomically after every epoch: configuration, epochs done, state and loss history"
     order = 70  # after the Recorder has the epoch's values
@@ -293,7 +295,7 @@ class RunCheckpoint(Callback):
         return {'format': 'diffnotes-run', 'version': 1, 'config': plain(asdict(self.cfg)), 'epochs_done': epochs_done,
                 'world_size': 1, 'global_bs': self.cfg.bs, 'history': plain(self.history), **run_state(self.learn)}
 
-# %% ../nbs/09_runs.ipynb #40e6955b
+# %% ../nbs/09_runs.ipynb #0eae602b
 _sample_keys = ('n_samples', 'sampler', 'sample_steps')
 
 def resume_config(ck:dict,      # a checkpoint from `load_checkpoint`
@@ -308,14 +310,14 @@ def resume_config(ck:dict,      # a checkpoint from `load_checkpoint`
                               ', '.join(f"`{k}` checkpoint {a!r} vs now {b!r}" for k, (a, b) in diff.items()))
     return new
 
-# %% ../nbs/09_runs.ipynb #134e4ee2
+# %% ../nbs/09_runs.ipynb #acb81ab7
 def seed_everything(seed:int, # the run's seed
                    ):
     "Seed torch, Python's `random` and NumPy"
     import numpy as np
     random.seed(seed); torch.manual_seed(seed); np.random.seed(seed % 2**32)
 
-# %% ../nbs/09_runs.ipynb #8bdd1ffe
+# %% ../nbs/09_runs.ipynb #71c7de73
 def _prepare(cfg, out, resume, dls, progress):
     "The Learner, its checkpoint callback and the checkpoint to resume from (or None)"
     out = Path(out); out.mkdir(parents=True, exist_ok=True)
@@ -332,7 +334,7 @@ def _prepare(cfg, out, resume, dls, progress):
     if ck: restore_state(learn, ck)
     return learn, done
 
-# %% ../nbs/09_runs.ipynb #3baab3f0
+# %% ../nbs/09_runs.ipynb #16f37cda
 def train_run(cfg:RunConfig=None,  # the run's configuration (default `RunConfig()`; ignored with `resume` but for the sampling options)
               out='runs/default',  # folder for the checkpoint, the loss plot and the samples
               resume=None,         # a checkpoint or run folder to continue to its planned epochs
@@ -355,7 +357,7 @@ def train_run(cfg:RunConfig=None,  # the run's configuration (default `RunConfig
     finish_run(learn, cfg, out, time.time() - start, sample)
     return learn
 
-# %% ../nbs/09_runs.ipynb #59dd1483
+# %% ../nbs/09_runs.ipynb #1578e5a8
 def save_grid(x,          # images (N, C, H, W) in [-1, 1]
               path,       # PNG file to write
               nrow:int=8, # images per row
@@ -380,7 +382,7 @@ def save_losses(learn, # a Learner whose `RunCheckpoint` holds the run's loss hi
     fig.savefig(path, dpi=100, bbox_inches='tight'); plt.close(fig)
     return Path(path)
 
-# %% ../nbs/09_runs.ipynb #5ccdb331
+# %% ../nbs/09_runs.ipynb #ba8beadc
 def finish_run(learn, cfg:RunConfig, out, seconds:float, sample:bool=True):
     "Write `loss.png` and, with `sample`, `samples.pt` and `samples.png` of a trained run"
     out = Path(out)
@@ -392,7 +394,7 @@ def finish_run(learn, cfg:RunConfig, out, seconds:float, sample:bool=True):
         written += [out / 'samples.pt', out / 'samples.png']
     print(f"trained {cfg.epochs} epochs ({seconds:.0f}s this session); wrote {', '.join(str(p) for p in written)}", flush=True)
 
-# %% ../nbs/09_runs.ipynb #cdf7e591
+# %% ../nbs/09_runs.ipynb #cd17ae9e
 def sample_from(model,              # a trained model
                 cfg:RunConfig,      # its configuration
                 n:int=64,           # number of images
@@ -418,7 +420,7 @@ def sample_from(model,              # a trained model
                                      steps=space_timesteps(cfg.n_train_steps, [steps]), **kw))
     return torch.cat(out)
 
-# %% ../nbs/09_runs.ipynb #f13aeb98
+# %% ../nbs/09_runs.ipynb #0c51bc9e
 def load_run(path, # a checkpoint or run folder
             ):
     "The model (weights loaded, eval mode) and the `RunConfig` of a checkpoint"
