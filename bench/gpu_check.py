@@ -22,8 +22,8 @@ from diffnotes.data import load_embedded, to_model_scale
 import train_overhead
 
 def sync_free_step():
-    "Training steps of the callback's work (P2 weights, importance-sampled t, learned variance), the forward, the loss,
-    the sampler's update, backward and Adam, with host-device synchronisation forbidden"
+    """Training steps of the callback's work (P2 weights, importance-sampled t, learned variance), the forward, the loss,
+    the sampler's update, backward and Adam, with host-device synchronisation forbidden"""
     from fastai.learner import Learner
     from fastai.data.core import DataLoaders
     from fastai.data.load import DataLoader

@@ -27,7 +27,8 @@ def sync(device):
     if device.type == 'cuda': torch.cuda.synchronize()
 
 def make(device, bs, steps):
-    x = to_model_scale(load_embedded()['x_train'][:bs * steps]).to(device)
+    imgs = load_embedded()['x_train']
+    x = to_model_scale(imgs[[i % len(imgs) for i in range(bs * steps)]]).to(device)  # wrap around: no empty batch past the data
     batches = [(x[i * bs:(i + 1) * bs],) for i in range(steps)]
     torch.manual_seed(0)
     init = TinyUNet(channels=(16, 32, 64), emb_dim=64).state_dict()

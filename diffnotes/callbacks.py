@@ -9,7 +9,7 @@ __all__ = ['DiffusionLoss', 'DiffusionCallback', 'DDPMCallback', 'ContinuousDDPM
 
 # %% ../nbs/06_callbacks.ipynb #9f391aa8
 import torch
-from fastai.callback.core import Callback, CancelFitException
+from fastai.callback.core import Callback, CancelBatchException
 from fastai.callback.fp16 import MixedPrecision
 from fastai.callback.tracker import TerminateOnNaNCallback
 from .schedules import cosine_abar, check_range, check_objective
@@ -60,6 +60,7 @@ from fastcore.basics import patch
 def before_batch(self:DiffusionCallback):
     "Replace the batch of clean images by `(x_t, t)`, and `yb` by the target (and what `DiffusionLoss` needs)"
     x0 = self.xb[0]
+    if len(x0) == 0: raise CancelBatchException  # fastai can hand an empty batch to an empty validation set: nothing to noisify
     if not torch.is_floating_point(x0): raise ValueError(f"the batch must hold floating-point images in [-1, 1]; got {x0.dtype}")
     gen = None if self.training else self._valid_gen(x0.device)
     t, r = self.draw_t(len(x0), x0.device, gen)

@@ -6,10 +6,10 @@ Docs: https://diffnotes.github.io/diffnotes/eval.html.md"""
 
 # %% auto #0
 __all__ = ['FashionClassifier', 'train_classifier', 'classifier_path', 'load_classifier', 'ref_path', 'compute_ref', 'mean_cov',
-           'frechet_distance', 'check_images', 'ImageEval', 'feature_stats', 'kid_from_features']
+           'feature_stats', 'frechet_distance', 'check_images', 'ImageEval', 'kid_from_features']
 
 # %% ../nbs/08_eval.ipynb #5720222a
-import math
+import math, numbers
 from pathlib import Path
 import numpy as np
 import torch
@@ -18,24 +18,32 @@ import torch.nn.functional as F
 from .data import load_embedded, to_model_scale
 
 # %% ../nbs/08_eval.ipynb #8be0ec9e
-def _conv(ni, nf, stride=1): return nn.Sequential(nn.Conv2d(ni, nf, 3, stride, 1, bias=False), nn.BatchNorm2d(nf), nn.ReLU())
+def _conv(ni, nf, stride=1):
+    "3×3 convolution, batch norm, ReLU"
+    return nn.Sequential(nn.Conv2d(ni, nf, 3, stride, 1, bias=False), nn.BatchNorm2d(nf), nn.ReLU())
 
 # %% ../nbs/08_eval.ipynb #3d71fcf3
 class FashionClassifier(nn.Module):
     "A small CNN for 32×32 grey images in [-1, 1]; `features` gives the 128-d embedding FID uses"
-    def __init__(self, n_classes:int=10, width:int=32):
+    def __init__(self, n_classes:int=10, # number of classes the head predicts
+                 width:int=32,           # channels of the first convolution; the features have 4 × `width`
+                ):
         super().__init__()
         w = width
         self.body = nn.Sequential(_conv(1, w), _conv(w, 2 * w, 2), _conv(2 * w, 2 * w), _conv(2 * w, 4 * w, 2),
                                   _conv(4 * w, 4 * w), _conv(4 * w, 4 * w, 2), nn.AdaptiveAvgPool2d(1), nn.Flatten())
         self.head = nn.Linear(4 * w, n_classes)
-    def features(self, x): return self.body(x)
-    def forward(self, x): return self.head(self.body(x))
+    def features(self, x): "Pooled features (N, 4 × `width`) of images `x`"; return self.body(x)
+    def forward(self, x): "Class logits of images `x`"; return self.head(self.body(x))
 
 # %% ../nbs/08_eval.ipynb #ea09df22
-def train_classifier(x_train, y_train,        # uint8 images (N, 28, 28) and labels
-                     x_valid, y_valid,        # held-out images and labels
-                     epochs:int=3, lr:float=3e-3, bs:int=256, progress:bool=True):
+def train_classifier(x_train, y_train,   # uint8 images (N, 28, 28) and labels
+                     x_valid, y_valid,   # held-out images and labels
+                     epochs:int=3,       # epochs of the one-cycle schedule
+                     lr:float=3e-3,      # peak learning rate
+                     bs:int=256,         # training batch size
+                     progress:bool=True, # show fastai's progress bar and table of losses
+                    ):
     "Train a `FashionClassifier` with fastai; returns the model (on the CPU, in eval mode) and its validation accuracy"
     from fastai.data.core import DataLoaders
     from fastai.data.load import DataLoader
@@ -43,13 +51,14 @@ def train_classifier(x_train, y_train,        # uint8 images (N, 28, 28) and lab
     from fastai.metrics import accuracy
     from fastai.losses import CrossEntropyLossFlat
     from fastai.callback.schedule import fit_one_cycle  # noqa: F401 (patches Learner)
+    from fastcore.basics import noop
     ds = lambda x, y: list(zip(to_model_scale(x), torch.as_tensor(np.asarray(y), dtype=torch.long)))
     dls = DataLoaders(DataLoader(ds(x_train, y_train), bs=bs, shuffle=True, drop_last=True), DataLoader(ds(x_valid, y_valid), bs=512))
     learn = Learner(dls, FashionClassifier(), loss_func=CrossEntropyLossFlat(), metrics=accuracy)
-    if not progress: learn.remove_cb(learn.progress)
+    if not progress: learn.remove_cb(learn.progress); learn.logger = noop  # without the bar, fastai prints raw rows
     learn.fit_one_cycle(epochs, lr)
-    model = learn.model.cpu().eval()
-    return model, float(learn.validate()[1])
+    acc = float(learn.validate()[1])
+    return learn.model.cpu().eval(), acc
 
 # %% ../nbs/08_eval.ipynb #740e7378
 def classifier_path(): 
@@ -58,7 +67,8 @@ def classifier_path():
     return Path(diffnotes.__file__).parent / 'data' / 'fmnist_classifier.pt'
 
 # %% ../nbs/08_eval.ipynb #5ced631f
-def load_classifier(device=None):
+def load_classifier(device=None, # where the model goes (default: the CPU)
+                   ):
     "The shipped `FashionClassifier`, in eval mode"
     m = FashionClassifier()
     m.load_state_dict(torch.load(classifier_path(), map_location='cpu', weights_only=True))
@@ -72,13 +82,21 @@ def ref_path():
 
 # %% ../nbs/08_eval.ipynb #b05bcbda
 @torch.no_grad()
-def _features(clf, x, bs=512, device=None):
-    "128-d float64 features of images `x` (N, 1, 32, 32) in [-1, 1], in batches"
+def _features(clf,         # anything with a `features` method
+              x,           # images (N, 1, 32, 32) in [-1, 1]
+              bs:int=512,  # batch size
+              device=None, # where `clf` runs (default: where its parameters are)
+             ):
+    "128-d float64 features of images `x`, in batches"
     device = device or next(clf.parameters()).device
     return torch.cat([clf.features(x[i:i + bs].to(device).float()).double() for i in range(0, len(x), bs)])
 
 # %% ../nbs/08_eval.ipynb #11250678
-def compute_ref(clf, x_test, n_kid:int=2000, seed:int=0)->dict:
+def compute_ref(clf,            # the feature extractor, e.g. `load_classifier()`
+                x_test,         # real uint8 images (N, 28, 28)
+                n_kid:int=2000, # how many of the feature vectors to keep for KID
+                seed:int=0,     # seed of the choice of those
+               )->dict:
     "Reference statistics of uint8 test images: feature sum, sum of outer products, count, and `n_kid` features for KID"
     f = _features(clf, to_model_scale(x_test))
     idx = torch.randperm(len(f), generator=torch.Generator().manual_seed(seed))[:n_kid]
@@ -94,18 +112,32 @@ def mean_cov(s,     # sum of the features, shape (d,)
     mu = s.double() / n
     return mu, (s2.double() - n * torch.outer(mu, mu)) / (n - 1)
 
-def frechet_distance(mu1, sigma1, # mean and covariance of the first set
+# %% ../nbs/08_eval.ipynb #931716cc
+def feature_stats(f, # features (N, d), N ≥ 2
+                 ):
+    "Mean and unbiased covariance (float64) of a set of features"
+    if f.ndim != 2 or len(f) < 2: raise ValueError(f"`f` must be features (N, d) with N ≥ 2; got shape {tuple(f.shape)}")
+    f = f.double()
+    return mean_cov(f.sum(0), f.T @ f, len(f))
+
+# %% ../nbs/08_eval.ipynb #26ea9177
+def frechet_distance(mu1, sigma1, # mean (d,) and covariance (d, d) of the first set
                      mu2, sigma2, # mean and covariance of the second set
                     )->float:
-    "‖μ1 − μ2‖² + tr Σ1 + tr Σ2 − 2 tr (Σ1Σ2)^½, in float64; a `ValueError` for non-finite statistics"
-    mu1, sigma1, mu2, sigma2 = (t.double() for t in (mu1, sigma1, mu2, sigma2))
-    if not all(torch.isfinite(t).all() for t in (mu1, sigma1, mu2, sigma2)): raise ValueError("the feature statistics are not finite")
-    root = torch.linalg.eigvals(sigma1 @ sigma2).real.clamp(min=0).sqrt().sum()
-    return float((mu1 - mu2).pow(2).sum() + sigma1.trace() + sigma2.trace() - 2 * root)
+    "‖μ1 − μ2‖² + tr Σ1 + tr Σ2 − 2 tr (Σ1Σ2)^½, in float64 and at least 0; a `ValueError` for bad statistics"
+    mu1, sigma1, mu2, sigma2 = (torch.as_tensor(t).double() for t in (mu1, sigma1, mu2, sigma2))
+    d = mu1.shape[-1]
+    if mu1.shape != (d,) or mu2.shape != (d,) or sigma1.shape != (d, d) or sigma2.shape != (d, d):
+        raise ValueError(f"the means must have shape (d,) and the covariances (d, d); got {[tuple(t.shape) for t in (mu1, sigma1, mu2, sigma2)]}")
+    prod = sigma1 @ sigma2
+    if not all(torch.isfinite(t).all() for t in (mu1, mu2, prod)): raise ValueError("the feature statistics must be finite; got NaN or inf")
+    res = float((mu1 - mu2).pow(2).sum() + sigma1.trace() + sigma2.trace() - 2 * torch.linalg.eigvals(prod).sqrt().real.sum())
+    if not math.isfinite(res): raise ValueError(f"FID is not finite ({res}): the features are too large")
+    return max(res, 0.)
 
 # %% ../nbs/08_eval.ipynb #42e8c2ac
 def check_images(x,            # what should be images
-                 name:str='x', # argument name used in the error message
+                 name:str='x', # the argument's name, for the error message
                 ):
     "`x` unchanged, or a `ValueError` naming `name` unless it is a float tensor (N ≥ 2, 1, 32, 32) of finite values in [-1, 1]"
     want = f"`{name}` must be a float tensor of images (N, 1, 32, 32), N ≥ 2, with finite values in [-1, 1]"
@@ -129,7 +161,9 @@ class ImageEval:
         self.floor_images = floor_images if floor_images is not None else load_embedded()['x_train']
         self.ref_stats, self._floors = mean_cov(ref['sum'], ref['cov_sum'], ref['n']), {}
     @classmethod
-    def fashion_mnist(cls, bs:int=512, device=None):
+    def fashion_mnist(cls, bs:int=512, # batch size for feature extraction
+                      device=None,     # where the classifier runs (default: the CPU)
+                     ):
         "The shipped classifier and test-set statistics"
         return cls(load_classifier(), torch.load(ref_path(), weights_only=True), bs=bs, device=device)
 
@@ -142,13 +176,6 @@ def features(self:ImageEval, x, # images (N, 1, 32, 32) in [-1, 1]
             ):
     "Float64 features (N, 128) of images `x`"
     return _features(self.clf, check_images(x), self.bs, self.device)
-
-# %% ../nbs/08_eval.ipynb #84a4be4d
-def feature_stats(f, # features (N, d)
-                 ):
-    "Mean and unbiased covariance (float64) of a set of features"
-    f = f.double()
-    return mean_cov(f.sum(0), f.T @ f, len(f))
 
 # %% ../nbs/08_eval.ipynb #d942fe76
 @patch
@@ -170,13 +197,13 @@ def fid_between(self:ImageEval, a, b, # two sets of images (N, 1, 32, 32) in [-1
 def kid_from_features(fx, fy, # two feature sets (m, d) and (n, d), m, n ≥ 2
                      )->float:
     "Unbiased MMD² between feature sets `fx` and `fy` with the cubic polynomial kernel; a `ValueError` if it is not finite"
-    if len(fx) < 2 or len(fy) < 2: raise ValueError(f"`fx` and `fy` must hold at least 2 feature vectors each; got {len(fx)} and {len(fy)}")
-    d = fx.shape[1]
+    if fx.ndim != 2 or fy.ndim != 2 or fx.shape[1] != fy.shape[1] or len(fx) < 2 or len(fy) < 2:
+        raise ValueError(f"`fx` and `fy` must be feature sets (m, d) and (n, d) with m, n ≥ 2; got shapes {tuple(fx.shape)} and {tuple(fy.shape)}")
+    d, m, n = fx.shape[1], len(fx), len(fy)
     k = lambda a, b: (a @ b.T / d + 1) ** 3
     kxx, kyy, kxy = k(fx, fx), k(fy, fy), k(fx, fy)
-    m, n = len(fx), len(fy)
     res = float((kxx.sum() - kxx.diagonal().sum()) / (m * (m - 1)) + (kyy.sum() - kyy.diagonal().sum()) / (n * (n - 1)) - 2 * kxy.mean())
-    if not math.isfinite(res): raise ValueError("KID is not finite: the features hold NaN or inf")
+    if not math.isfinite(res): raise ValueError("KID is not finite: the features hold NaN or inf, or are too large")
     return res
 
 # %% ../nbs/08_eval.ipynb #ea798ec8
@@ -188,22 +215,27 @@ def kid(self:ImageEval, x, # images (N, 1, 32, 32) in [-1, 1]
 
 # %% ../nbs/08_eval.ipynb #9cd794a9
 @patch
-def floor(self:ImageEval, n:int, seed:int=0):
+def floor(self:ImageEval, n:int, # number of real images, in [2, len(floor_images)]
+          seed:int=0,            # seed of the choice of the images
+         )->float:
     "FID of `n` real images against the reference: the best a perfect model can score at this n"
-    if n not in self._floors:
-        if n > len(self.floor_images): raise ValueError(f"`n` must lie in [2, {len(self.floor_images)}] for this floor set; got {n}")
-        idx = np.random.default_rng(seed).choice(len(self.floor_images), n, replace=False)
-        self._floors[n] = self.fid(to_model_scale(self.floor_images[np.sort(idx)]))
-    return self._floors[n]
+    hi = len(self.floor_images)
+    if isinstance(n, bool) or not isinstance(n, numbers.Integral) or not 2 <= n <= hi:
+        raise ValueError(f"`n` must lie in [2, {hi}] for this floor set; got {n!r}")
+    if (n, seed) not in self._floors:
+        idx = np.random.default_rng(seed).choice(hi, int(n), replace=False)
+        self._floors[n, seed] = self.fid(to_model_scale(self.floor_images[np.sort(idx)]))
+    return self._floors[n, seed]
 
 # %% ../nbs/08_eval.ipynb #50ae5290
 @patch
 def bootstrap(self:ImageEval, x,    # images (N, 1, 32, 32) in [-1, 1]
-              n_boot:int=200,       # number of resamples, at least 1
+              n_boot:int=200,       # number of resamples, in [1, inf)
               seed:int=0,           # seed of the resampling
              )->tuple:
     "95% bootstrap interval `(lo, hi)` of the FID of `x`"
-    if isinstance(n_boot, bool) or not isinstance(n_boot, int) or n_boot < 1: raise ValueError(f"`n_boot` must be an integer in [1, inf); got {n_boot!r}")
+    if isinstance(n_boot, bool) or not isinstance(n_boot, numbers.Integral) or n_boot < 1:
+        raise ValueError(f"`n_boot` must be an integer in [1, inf); got {n_boot!r}")
     f, g = self.features(x), torch.Generator().manual_seed(seed)
     ref = [t.to(f.device) for t in self.ref_stats]
     fids = [frechet_distance(*feature_stats(f[torch.randint(0, len(f), (len(f),), generator=g).to(f.device)]), *ref) for _ in range(n_boot)]
@@ -211,12 +243,13 @@ def bootstrap(self:ImageEval, x,    # images (N, 1, 32, 32) in [-1, 1]
 
 # %% ../nbs/08_eval.ipynb #c1b20288
 @patch
-def report(self:ImageEval, x, n_boot:int=200):
+def report(self:ImageEval, x, # images (N, 1, 32, 32) in [-1, 1]
+           n_boot:int=200,    # resamples for the bootstrap interval, in [1, inf)
+          )->dict:
     "FID with n, floor and bootstrap interval, and KID, as a dict whose 'text' entry is the line to print"
-    n = len(x)
-    res = {'n': n, 'fid': self.fid(x), 'fid_ci95': self.bootstrap(x, n_boot), 'floor': self.floor(min(n, len(self.floor_images))),
-           'kid': self.kid(x)}
+    n = len(check_images(x))
+    nf = min(n, len(self.floor_images))
+    res = {'n': n, 'fid': self.fid(x), 'fid_ci95': self.bootstrap(x, n_boot), 'floor': self.floor(nf), 'kid': self.kid(x)}
     lo, hi = res['fid_ci95']
-    res['text'] = (f"FID {res['fid']:.2f} (n={n}, 95% CI {lo:.2f}–{hi:.2f}; real-data floor at n={min(n, len(self.floor_images))}: "
-                   f"{res['floor']:.2f}), KID {res['kid']:.4f}")
+    res['text'] = f"FID {res['fid']:.2f} (n={n}, 95% CI {lo:.2f}–{hi:.2f}; real-data floor at n={nf}: {res['floor']:.2f}), KID {res['kid']:.4f}"
     return res
