@@ -7,11 +7,11 @@ Docs: https://diffnotes.github.io/diffnotes/runs.html.md"""
 # %% auto #0
 __all__ = ['MODELS', 'CALLBACKS', 'SCHEDULES', 'WEIGHTS', 'SAMPLERS', 'PREDICTION_TYPES', 'RunConfig', 'field_docs',
            'build_model', 'build_schedule', 'build_weight', 'build_callback', 'EpochLine', 'check_data',
-           'build_learner', 'plain', 'save_atomic', 'remove_stale', 'load_checkpoint', 'diffusion_cb', 'run_state',
-           'restore_state', 'RunCheckpoint', 'resume_config', 'seed_everything', 'train_run', 'save_grid',
+           'build_learner', 'plain', 'save_atomic', 'remove_stale', 'load_checkpoint', 'diffusion_cb', 'ema_cb',
+           'run_state', 'restore_state', 'RunCheckpoint', 'resume_config', 'seed_everything', 'train_run', 'save_grid',
            'save_losses', 'finish_run', 'sample_from', 'load_run', 'export_diffusers']
 
-# %% ../nbs/09_runs.ipynb #28019ffc
+# %% ../nbs/09_runs.ipynb #6a03f0c5
 import dataclasses, math, os, random, re, sys, time
 from dataclasses import dataclass, asdict, fields
 from functools import partial
@@ -25,13 +25,13 @@ from .weights import p2_weights, min_snr_weights
 from .diffusion import DiffusionSchedule
 from .timesteps import space_timesteps
 from .models import TinyUNet, UNet
-from .callbacks import DDPMCallback, ContinuousDDPMCallback, NaNGuard
+from .callbacks import DDPMCallback, ContinuousDDPMCallback, NaNGuard, EMA
 from .samplers import ddim_sample, ddpm_sample
 
-# %% ../nbs/09_runs.ipynb #3a2fef5f
+# %% ../nbs/09_runs.ipynb #f1a5b382
 MODELS, CALLBACKS, SCHEDULES, WEIGHTS, SAMPLERS = ('tiny', 'unet'), ('ddpm', 'continuous'), ('cosine', 'linear'), ('none', 'p2', 'min-snr'), ('ddim', 'ddpm')
 
-# %% ../nbs/09_runs.ipynb #60c7f40f
+# %% ../nbs/09_runs.ipynb #bd1222a9
 @dataclass
 class RunConfig:
     "Everything that defines a training run; checked in full when built"
@@ -55,12 +55,13 @@ class RunConfig:
     lr:float=3e-3               # peak learning rate, in (0, 1]
     seed:int=0                  # seed of the weights, the data order, the noise and the samples
     max_loss_ratio:float=100.   # stop when a training loss exceeds this multiple of its best running mean
+    ema_decay:float=0.          # decay of a moving average of the weights, in [0, 1): 0 turns it off; samples and exports use the average
     n_samples:int=512           # samples drawn after training
     sampler:str='ddim'          # sampler for those samples: 'ddim' or 'ddpm' (ancestral, respaced)
     sample_steps:int=50         # sampling steps, at most T
     def __post_init__(self): self.check()
 
-# %% ../nbs/09_runs.ipynb #8974b007
+# %% ../nbs/09_runs.ipynb #3ccede6d
 def field_docs(cls, # a dataclass whose fields carry a comment each
               )->dict:
     "The comment after each field of a dataclass, by field name"
@@ -68,7 +69,7 @@ def field_docs(cls, # a dataclass whose fields carry a comment each
     src = inspect.getsource(cls)
     return {m.group(1): m.group(2).strip() for m in re.finditer(r'^\s+(\w+)\s*:[^#\n]*#(.*)$', src, re.M)}
 
-# %% ../nbs/09_runs.ipynb #29d6076b
+# %% ../nbs/09_runs.ipynb #17ab5c91
 def _choice(v, name, allowed):
     if v not in allowed: raise ValueError(f"`{name}` must be one of {allowed}; got {v!r}")
 
@@ -87,7 +88,7 @@ def _channels(v):
         raise ValueError(f"`channels` must be one or more integers in [1, 4096], e.g. 16,32,64; got {v!r}")
     return v
 
-# %% ../nbs/09_runs.ipynb #5f14cf35
+# %% ../nbs/09_runs.ipynb #9e4fd001
 @patch
 def check(self:RunConfig):
     "Normalise and check every field; raise a `ValueError` naming the first bad one and its allowed values"
@@ -102,6 +103,7 @@ def check(self:RunConfig):
     self.sample_steps = _int(self.sample_steps, 'sample_steps', 1, self.n_train_steps)
     for name, lo, hi, lo_open in (('gamma', 0, 2, False), ('k', 0, 1e6, True), ('min_snr_gamma', 0, 1e6, True), ('lr', 0, 1, True), ('max_loss_ratio', 1, math.inf, True)):
         setattr(self, name, float(check_range(getattr(self, name), name, lo, hi, lo_open=lo_open)))
+    self.ema_decay = float(check_range(self.ema_decay, 'ema_decay', 0, 1, hi_open=True))
     for name in ('importance', 'learn_variance'):
         if not isinstance(getattr(self, name), bool): raise ValueError(f"`{name}` must be True or False; got {getattr(self, name)!r}")
     if self.callback == 'continuous' and (self.importance or self.learn_variance or self.sampler == 'ddpm'):
@@ -110,7 +112,7 @@ def check(self:RunConfig):
         raise ValueError(f"`size` must be a multiple of {2 ** (len(self.channels) - 1)} for a TinyUNet with {len(self.channels)} resolutions; got {self.size}")
     return self
 
-# %% ../nbs/09_runs.ipynb #a442e2a6
+# %% ../nbs/09_runs.ipynb #f409ac4c
 def build_model(cfg:RunConfig, # the run's configuration
                )->torch.nn.Module:
     "The model `cfg` describes, freshly initialised from torch's global generator"
@@ -132,7 +134,7 @@ def build_weight(cfg:RunConfig, # the run's configuration
     if cfg.weight == 'min-snr': return partial(min_snr_weights, gamma=cfg.min_snr_gamma)
     return None
 
-# %% ../nbs/09_runs.ipynb #b1e5bd48
+# %% ../nbs/09_runs.ipynb #2c229c3b
 def build_callback(cfg:RunConfig,          # the run's configuration
                    sched:DiffusionSchedule=None, # the schedule (built from `cfg` if None)
                   ):
@@ -141,7 +143,7 @@ def build_callback(cfg:RunConfig,          # the run's configuration
     if cfg.callback == 'continuous': return ContinuousDDPMCallback(sched.abar_fn, cfg.objective, build_weight(cfg))
     return DDPMCallback(sched, cfg.objective, build_weight(cfg), 'importance' if cfg.importance else None, cfg.learn_variance)
 
-# %% ../nbs/09_runs.ipynb #2d396b16
+# %% ../nbs/09_runs.ipynb #7b8471fa
 class EpochLine(Callback):
     "Print one line per epoch (epoch, losses, time): the progress report for logs, where bars would redraw endlessly"
     order = 60  # after the Recorder has the epoch's values
@@ -152,7 +154,7 @@ class EpochLine(Callback):
         print(f"epoch {self.epoch + 1}/{self.n_epoch}  {vals}  {time.time() - self._t:.0f}s", flush=True)
     def before_epoch(self): self._t = time.time()
 
-# %% ../nbs/09_runs.ipynb #7f83a1b3
+# %% ../nbs/09_runs.ipynb #2d08ce2a
 @torch.no_grad()
 def check_data(dls, model):
     "Send two images of `dls` through `model` once; a `ValueError` naming the shapes if they do not fit"
@@ -162,7 +164,7 @@ def check_data(dls, model):
         raise ValueError(f"the data's images, {tuple(x.shape[1:])} (channels, height, width), do not fit the model: {e}") from None
     finally: model.train()
 
-# %% ../nbs/09_runs.ipynb #7f4959d6
+# %% ../nbs/09_runs.ipynb #2ea442fd
 def build_learner(cfg:RunConfig,    # the run's configuration
                   dls=None,         # DataLoaders (default: `get_dls` of `cfg.data`)
                   progress:bool=None, # progress bars (default: only when stdout is a terminal); False prints a line per epoch
@@ -175,11 +177,12 @@ def build_learner(cfg:RunConfig,    # the run's configuration
     if dls is None: dls = get_dls(cfg.data, bs=cfg.bs, size=cfg.size, channels=cfg.in_channels)
     model = build_model(cfg)
     check_data(dls, model)
-    learn = Learner(dls, model, loss_func=MSELossFlat(), opt_func=Adam, cbs=[build_callback(cfg), NaNGuard(cfg.max_loss_ratio)])
+    cbs = [build_callback(cfg), NaNGuard(cfg.max_loss_ratio)] + ([EMA(cfg.ema_decay)] if cfg.ema_decay else [])
+    learn = Learner(dls, model, loss_func=MSELossFlat(), opt_func=Adam, cbs=cbs)
     if not (sys.stdout.isatty() if progress is None else progress): learn.remove_cb(learn.progress); learn.add_cb(EpochLine()); learn.logger = noop
     return learn
 
-# %% ../nbs/09_runs.ipynb #45e53f6f
+# %% ../nbs/09_runs.ipynb #264276ec
 def plain(obj):
     "`obj` with lists for `L`s and tuples, recursively: what `torch.load(weights_only=True)` accepts; a `TypeError` for anything else"
     import numpy as np
@@ -191,7 +194,7 @@ def plain(obj):
     if isinstance(obj, (list, tuple)) or type(obj).__name__ == 'L': return [plain(o) for o in obj]
     raise TypeError(f"a checkpoint may hold only tensors, numbers, strings, lists and dicts; got {type(obj).__name__}")
 
-# %% ../nbs/09_runs.ipynb #0dd5f1b7
+# %% ../nbs/09_runs.ipynb #c63f7bdb
 def save_atomic(obj,  # anything `torch.save` takes
                 path, # destination file
                )->Path:
@@ -211,7 +214,7 @@ def remove_stale(folder, # a run folder
     for f in stale: f.unlink()
     return [f.name for f in stale]
 
-# %% ../nbs/09_runs.ipynb #778fb0bc
+# %% ../nbs/09_runs.ipynb #87848782
 def load_checkpoint(path, # a checkpoint file, or a run folder holding `model.pt`
                    )->dict:
     "Load a diffnotes checkpoint with `torch.load(weights_only=True)`; a clear `ValueError` for anything else"
@@ -228,7 +231,7 @@ def load_checkpoint(path, # a checkpoint file, or a run folder holding `model.pt
     if not isinstance(ck, dict) or ck.get('format') != 'diffnotes-run': raise ValueError(f"{path} is not a diffnotes checkpoint")
     return ck
 
-# %% ../nbs/09_runs.ipynb #945fb0a2
+# %% ../nbs/09_runs.ipynb #dd0a366f
 def _rng_state(learn):
     dls = {name: plain(dl.rng.getstate()) for name, dl in zip(('train', 'valid'), learn.dls.loaders[:2])}
     st = {'torch': torch.get_rng_state(), 'python': plain(random.getstate()), 'dls': dls}
@@ -242,17 +245,21 @@ def _set_rng(learn, st):
     random.setstate(tup(st['python']))
     for name, dl in zip(('train', 'valid'), learn.dls.loaders[:2]): dl.rng.setstate(tup(st['dls'][name]))
 
-# %% ../nbs/09_runs.ipynb #5104b720
+# %% ../nbs/09_runs.ipynb #deb4d550
 def diffusion_cb(learn):
     "The `DDPMCallback` or `ContinuousDDPMCallback` of `learn`"
     return next(c for c in learn.cbs if isinstance(c, (DDPMCallback, ContinuousDDPMCallback)))
 
+def ema_cb(learn):
+    "The `EMA` callback of `learn`, or None"
+    return next((c for c in learn.cbs if isinstance(c, EMA)), None)
+
 def run_state(learn, # a Learner built by `build_learner`
              )->dict:
     "The model, optimiser, random generators and importance-sampler history of `learn`, as plain data"
-    ts = diffusion_cb(learn).t_sampler
+    ts, ema = diffusion_cb(learn).t_sampler, ema_cb(learn)
     return {'model': learn.model.state_dict(), 'opt': plain(learn.opt.state_dict()), 'rng': _rng_state(learn),
-            'sampler': ts.state_dict() if ts is not None else None}
+            'sampler': ts.state_dict() if ts is not None else None, 'ema': plain(ema.ema_state()) if ema else None}
 
 def restore_state(learn, # a Learner built from the same configuration
                   st:dict, # from `run_state`
@@ -265,9 +272,10 @@ def restore_state(learn, # a Learner built from the same configuration
     params = learn.opt.all_params().itemgot(0)
     learn.opt.load_state_dict({'hypers': L(st['opt']['hypers']), 'state': [on(s, p) for p, s in zip(params, st['opt']['state'])]})
     if st['sampler'] is not None: diffusion_cb(learn).t_sampler.load_state_dict(st['sampler'])
+    if st.get('ema') is not None: ema_cb(learn).load_ema_state(st['ema'])
     _set_rng(learn, st['rng'])
 
-# %% ../nbs/09_runs.ipynb #0a58d62e
+# %% ../nbs/09_runs.ipynb #c330966e
 class RunCheckpoint(Callback):
     "Save the run's checkpoint atomically after every epoch: configuration, epochs done, state and loss history"
     order = 70  # after the Recorder has the epoch's values
@@ -295,7 +303,7 @@ class RunCheckpoint(Callback):
         return {'format': 'diffnotes-run', 'version': 1, 'config': plain(asdict(self.cfg)), 'epochs_done': epochs_done,
                 'world_size': 1, 'global_bs': self.cfg.bs, 'history': plain(self.history), **run_state(self.learn)}
 
-# %% ../nbs/09_runs.ipynb #0ff087ff
+# %% ../nbs/09_runs.ipynb #b240167e
 _sample_keys = ('n_samples', 'sampler', 'sample_steps')
 
 def resume_config(ck:dict,      # a checkpoint from `load_checkpoint`
@@ -310,14 +318,14 @@ def resume_config(ck:dict,      # a checkpoint from `load_checkpoint`
                               ', '.join(f"`{k}` checkpoint {a!r} vs now {b!r}" for k, (a, b) in diff.items()))
     return new
 
-# %% ../nbs/09_runs.ipynb #c10da390
+# %% ../nbs/09_runs.ipynb #da7d120f
 def seed_everything(seed:int, # the run's seed
                    ):
     "Seed torch, Python's `random` and NumPy"
     import numpy as np
     random.seed(seed); torch.manual_seed(seed); np.random.seed(seed % 2**32)
 
-# %% ../nbs/09_runs.ipynb #24b25ae0
+# %% ../nbs/09_runs.ipynb #21a14456
 def _prepare(cfg, out, resume, dls, progress):
     "The Learner, its checkpoint callback and the checkpoint to resume from (or None)"
     out = Path(out); out.mkdir(parents=True, exist_ok=True)
@@ -334,7 +342,7 @@ def _prepare(cfg, out, resume, dls, progress):
     if ck: restore_state(learn, ck)
     return learn, done
 
-# %% ../nbs/09_runs.ipynb #8a47213c
+# %% ../nbs/09_runs.ipynb #483bb733
 def train_run(cfg:RunConfig=None,  # the run's configuration (default `RunConfig()`; ignored with `resume` but for the sampling options)
               out='runs/default',  # folder for the checkpoint, the loss plot and the samples
               resume=None,         # a checkpoint or run folder to continue to its planned epochs
@@ -357,7 +365,7 @@ def train_run(cfg:RunConfig=None,  # the run's configuration (default `RunConfig
     finish_run(learn, cfg, out, time.time() - start, sample)
     return learn
 
-# %% ../nbs/09_runs.ipynb #d71e3b5e
+# %% ../nbs/09_runs.ipynb #7108ae9c
 def save_grid(x,          # images (N, C, H, W) in [-1, 1]
               path,       # PNG file to write
               nrow:int=8, # images per row
@@ -384,19 +392,22 @@ def save_losses(learn, # a Learner whose `RunCheckpoint` holds the run's loss hi
     fig.savefig(path, dpi=100, bbox_inches='tight'); plt.close(fig)
     return Path(path)
 
-# %% ../nbs/09_runs.ipynb #b5189ee0
+# %% ../nbs/09_runs.ipynb #077cf13e
 def finish_run(learn, cfg:RunConfig, out, seconds:float, sample:bool=True):
     "Write `loss.png` and, with `sample`, `samples.pt` and `samples.png` of a trained run"
     out = Path(out)
     save_losses(learn, out / 'loss.png')
     written = [out / 'model.pt', out / 'loss.png']
     if sample:
+        ema = ema_cb(learn)
+        if ema and ema.ema is not None: ema.swap()  # sample with the averaged weights
         x = sample_from(learn.model, cfg, cfg.n_samples, cfg.sampler, cfg.sample_steps, seed=cfg.seed, progress=sys.stdout.isatty())
+        if ema and ema.ema is not None: ema.swap()
         save_atomic(x.cpu(), out / 'samples.pt'); save_grid(x, out / 'samples.png')
         written += [out / 'samples.pt', out / 'samples.png']
     print(f"trained {cfg.epochs} epochs ({seconds:.0f}s this session); wrote {', '.join(str(p) for p in written)}", flush=True)
 
-# %% ../nbs/09_runs.ipynb #a1eae11e
+# %% ../nbs/09_runs.ipynb #056b0cd9
 def sample_from(model,              # a trained model
                 cfg:RunConfig,      # its configuration
                 n:int=64,           # number of images
@@ -422,17 +433,21 @@ def sample_from(model,              # a trained model
                                      steps=space_timesteps(cfg.n_train_steps, [steps]), **kw))
     return torch.cat(out)
 
-# %% ../nbs/09_runs.ipynb #5d7fe7d8
-def load_run(path, # a checkpoint or run folder
+# %% ../nbs/09_runs.ipynb #0ef5cfcc
+def load_run(path,          # a checkpoint or run folder
+             raw:bool=False, # the last weights even when the run kept a moving average
             ):
-    "The model (weights loaded, eval mode) and the `RunConfig` of a checkpoint"
+    "The model (eval mode; the moving average of its weights where the run kept one) and the `RunConfig` of a checkpoint"
     ck = load_checkpoint(path)
     cfg = RunConfig(**ck['config'])
     model = build_model(cfg)
     model.load_state_dict(ck['model'])
+    if ck.get('ema') and not raw:
+        with torch.no_grad():
+            for p, s in zip(model.parameters(), ck['ema']['shadow_params']): p.copy_(s)
     return model.eval(), cfg
 
-# %% ../nbs/09_runs.ipynb #4f4957cd
+# %% ../nbs/09_runs.ipynb #bca089c0
 PREDICTION_TYPES = {'eps': 'epsilon', 'x0': 'sample', 'v': 'v_prediction'}
 
 def export_diffusers(run,  # a checkpoint or run folder of a `model='unet'`, `callback='ddpm'` run

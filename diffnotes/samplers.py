@@ -6,7 +6,7 @@ Docs: https://diffnotes.github.io/diffnotes/samplers.html.md"""
 
 # %% auto #0
 __all__ = ['VARIANCES', 'ddpm_sigma', 'ddpm_step', 'ddim_sigma', 'ddim_step', 'sampling_steps', 'ddpm_sample', 'ddim_grid',
-           'ddim_sample']
+           'ddim_sample', 'dpm_grid', 'dpm_solver_sample']
 
 # %% ../nbs/07_samplers.ipynb #e8286e6a
 import math
@@ -225,4 +225,56 @@ def ddim_sample(model,             # called as model(x_t, t): t integer steps (d
         _check_out(out, x, False)
         x0, eps = x0_eps_from_pred(out, x, abar_t[i], objective)
         x = ddim_step(x, eps, abar_t[i], abar_prev[i], eta, x0=x0, clip_x0=clip_x0, generator=generator)
+    return x
+
+# %% ../nbs/07_samplers.ipynb #cd4ac41b
+def dpm_grid(sched,             # a `DiffusionSchedule`, β's, or an ᾱ(t) function
+             n_steps:int=25,    # number of sampling steps (model calls)
+             t_max:float=0.999, # continuous only: the time sampling starts from
+             device='cpu',      # where the tensors go
+            ):
+    "`(ts, abar)`: the n model inputs and ᾱ at the n + 1 points of a DPM-Solver run (the last ᾱ is 1, the clean image)"
+    sched, n = as_schedule(sched), check_steps(n_steps, 'n_steps')
+    hi = torch.float32 if torch.device(device).type == 'mps' else torch.float64
+    if not sched.discrete:
+        check_range(t_max, 't_max', 0, 1, lo_open=True)
+        t = torch.linspace(t_max, 0, n + 1, dtype=torch.float64)
+        return t[:-1].float().to(device), sched.abar_fn(t).to(device, hi)
+    T = sched.n_train_steps
+    if n > T: raise ValueError(f"`n_steps` must lie in [1, {T}] for a model trained with {T} steps; got {n}")
+    steps = torch.linspace(0, T - 1, n + 1, dtype=torch.float64).round().long().flip(0)[:-1].to(device)
+    ab = sched.on(device)['abar']
+    return steps, torch.cat([ab[steps], ab.new_ones(1)])
+
+# %% ../nbs/07_samplers.ipynb #8c531638
+@torch.no_grad()
+def dpm_solver_sample(model,              # called as model(x_t, t): t integer steps (discrete) or float times (continuous)
+                      shape,              # shape of the batch to draw
+                      sched,              # a `DiffusionSchedule`, β's of a discrete schedule, or an ᾱ(t) function
+                      n_steps:int=25,     # number of sampling steps (model calls)
+                      objective='eps',    # what the model predicts: 'eps', 'x0' or 'v'
+                      clip_x0:bool=False, # clamp each x̂0 to [-1, 1] (diffusers' DPM-Solver does not)
+                      x_T=None,           # starting noise (drawn if None); its dtype is the sampling dtype
+                      generator=None,     # `torch.Generator` on the model's device
+                      seed:int=None,      # seed for a new generator when `generator` is None
+                      progress:bool=True, # show a fastprogress bar
+                      device=None,        # default: the model's device
+                      t_max:float=0.999,  # continuous only: the time sampling starts from
+                     ):
+    "Draw a batch with DPM-Solver++(2M) (data prediction, midpoint form, first order at the first and last step); returns x_0"
+    check_objective(objective)
+    device, generator, x = _start(model, shape, x_T, device, generator, seed)
+    ts, ab = dpm_grid(sched, n_steps, t_max, device)
+    alpha, sigma = ab.sqrt(), (1 - ab).sqrt()
+    lam, prev, h_prev, dt = alpha.log() - sigma.log(), None, None, x.dtype  # λ of the last point is +inf
+    for i in _bar(range(len(ts)), progress):
+        out = model(x, ts[i].expand(len(x)))
+        if out.shape[1] == 2 * x.shape[1]: out = out[:, :x.shape[1]]  # a learned-variance model: the ODE needs only the mean
+        _check_out(out, x, False)
+        x0, _ = x0_eps_from_pred(out, x, ab[i], objective)
+        if clip_x0: x0 = x0.clamp(-1, 1)
+        h, last = lam[i + 1] - lam[i], i == len(ts) - 1
+        D = x0 if prev is None or last else (1 + h / (2 * h_prev)).to(dt) * x0 - (h / (2 * h_prev)).to(dt) * prev
+        x = (sigma[i + 1] / sigma[i]).to(dt) * x - (alpha[i + 1] * torch.expm1(-h)).to(dt) * D
+        prev, h_prev = x0, h
     return x

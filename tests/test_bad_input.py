@@ -129,6 +129,8 @@ API = [
     ('NaNGuard max_ratio=0.5', lambda: NaNGuard(max_ratio=0.5), ValueError, ['`max_ratio`', '(1, inf]']),
     ('sample_from steps>T', lambda: sample_from(M, RunConfig(channels=(8, 16)), 2, steps=2000), ValueError, ['`steps`', '[1, 1000]']),
     ('sample_from eta=inf', lambda: sample_from(M, RunConfig(channels=(8, 16)), 2, eta=INF), ValueError, ['`eta`', '[0, 10]']),
+    ('EMA decay=1', lambda: __import__('diffnotes.callbacks').callbacks.EMA(decay=1.), ValueError, ['`decay`', '(0, 1)']),
+    ('dpm_solver_sample n_steps>T', lambda: __import__('diffnotes.samplers').samplers.dpm_solver_sample(M, (2, 1, 8, 8), B, 2000, progress=False), ValueError, ['`n_steps`', '[1, 1000]']),
     ('sample_from n=0', lambda: sample_from(M, RunConfig(channels=(8, 16)), 0), ValueError, ['`n`', '[1, 1000000]']),
 ]
 
@@ -166,6 +168,8 @@ CLI = [
     (['train', '--model', 'vit'], ['`--model`', "'tiny', 'unet'"]),
     (['train', '--schedule', 'sigmoid'], ['`--schedule`', "'cosine', 'linear'"]),
     (['train', '--max-loss-ratio', '1'], ['`--max-loss-ratio`', '(1, inf]']),
+    (['train', '--ema-decay', '1'], ['`--ema-decay`', '[0, 1)']),
+    (['export', 'no/such/run', 'out'], ['no checkpoint at']),
     (['tables', '--n-train-steps', '0'], ['`--n-train-steps`', '[1, inf)']),
     (['fid', '--samples', 'no/such.pt'], ['`--samples`', 'no such file']),
 ]
