@@ -8,6 +8,7 @@ Docs: https://diffnotes.github.io/diffnotes/callbacks.html.md"""
 __all__ = ['DiffusionLoss', 'DiffusionCallback', 'DDPMCallback', 'ContinuousDDPMCallback', 'NaNGuard', 'EMA']
 
 # %% ../nbs/06_callbacks.ipynb #9f391aa8
+import math
 import torch
 from fastai.callback.core import Callback, CancelBatchException
 from fastai.callback.fp16 import MixedPrecision
@@ -75,8 +76,8 @@ def before_batch(self:DiffusionCallback):
 @patch
 def loss_args(self:DiffusionCallback, x0, x_t, t, r):
     "`(w, r[, x0, x_t, t])`: the per-sample weight on the objective's MSE, the importance weights, and the bound's inputs"
-    w = torch.ones(len(x0), device=x0.device) if self.weight is None else None
-    if w is None:
+    if self.weight is None: w = torch.ones(len(x0), device=x0.device)
+    else:
         s = self.sched.lookup('snr', t)
         w = eps_mse(self.weight(s), s, self.objective).float()
     r = torch.ones_like(w) if r is None else r
@@ -133,8 +134,6 @@ class ContinuousDDPMCallback(DiffusionCallback):
         return self.t_min + (1 - self.t_min) * uniform_t(bs, device, gen), None
 
 # %% ../nbs/06_callbacks.ipynb #b1138c68
-import math
-
 class NaNGuard(TerminateOnNaNCallback):
     "Raise a `FloatingPointError` when the training loss is NaN or infinite or, with `max_ratio`, explodes above its best level"
     def __init__(self, max_ratio:float=None, # stop when a loss exceeds this multiple of the lowest running mean so far (None: NaN/inf only)

@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 from fastcore.basics import patch, noop
 from fastai.callback.core import Callback
-from .schedules import (check_range, check_steps, check_objective, cosine_betas, linear_betas,
+from .schedules import (check_range, check_int, check_objective, cosine_betas, linear_betas,
                                  cosine_abar, linear_abar)
 from .weights import p2_weights, min_snr_weights
 from .diffusion import DiffusionSchedule
@@ -73,12 +73,6 @@ def field_docs(cls, # a dataclass whose fields carry a comment each
 def _choice(v, name, allowed):
     if v not in allowed: raise ValueError(f"`{name}` must be one of {allowed}; got {v!r}")
 
-def _int(v, name, lo=1, hi=math.inf):
-    "An integer in [lo, hi], from an int or an integral float"
-    ok = not isinstance(v, (bool, str)) and isinstance(v, (int, float)) and math.isfinite(v) and int(v) == v and lo <= v <= hi
-    if not ok: raise ValueError(f"`{name}` must be an integer in [{lo}, {hi}]; got {v!r}")
-    return int(v)
-
 def _channels(v):
     if isinstance(v, str):
         try: v = tuple(int(c) for c in v.split(','))
@@ -97,10 +91,10 @@ def check(self:RunConfig):
     check_objective(self.objective)
     if not isinstance(self.data, (str, os.PathLike)): raise ValueError(f"`data` must be 'embedded', 'full' or a folder; got {self.data!r}")
     self.data, self.channels = str(self.data), _channels(self.channels)
-    self.in_channels, self.size = _int(self.in_channels, 'in_channels', 1, 3), _int(self.size, 'size', 8, 1024)
-    self.n_train_steps, self.epochs, self.bs = _int(self.n_train_steps, 'n_train_steps', 2, 100_000), _int(self.epochs, 'epochs', 1, 100_000), _int(self.bs, 'bs', 1, 65_536)
-    self.seed, self.n_samples = _int(self.seed, 'seed', 0, 2**63 - 1), _int(self.n_samples, 'n_samples', 1, 1_000_000)
-    self.sample_steps = _int(self.sample_steps, 'sample_steps', 1, self.n_train_steps)
+    self.in_channels, self.size = check_int(self.in_channels, 'in_channels', 1, 3), check_int(self.size, 'size', 8, 1024)
+    self.n_train_steps, self.epochs, self.bs = check_int(self.n_train_steps, 'n_train_steps', 2, 100_000), check_int(self.epochs, 'epochs', 1, 100_000), check_int(self.bs, 'bs', 1, 65_536)
+    self.seed, self.n_samples = check_int(self.seed, 'seed', 0, 2**63 - 1), check_int(self.n_samples, 'n_samples', 1, 1_000_000)
+    self.sample_steps = check_int(self.sample_steps, 'sample_steps', 1, self.n_train_steps)
     for name, lo, hi, lo_open in (('gamma', 0, 2, False), ('k', 0, 1e6, True), ('min_snr_gamma', 0, 1e6, True), ('lr', 0, 1, True), ('max_loss_ratio', 1, math.inf, True)):
         setattr(self, name, float(check_range(getattr(self, name), name, lo, hi, lo_open=lo_open)))
     self.ema_decay = float(check_range(self.ema_decay, 'ema_decay', 0, 1, hi_open=True))
@@ -420,8 +414,8 @@ def sample_from(model,              # a trained model
                 progress:bool=False,# show fastprogress bars
                )->torch.Tensor:
     "Draw `n` images from a model trained with configuration `cfg`"
-    _int(n, 'n', 1, 10**6); _choice(sampler, 'sampler', SAMPLERS); check_range(eta, 'eta', 0, 10)
-    steps = _int(steps, 'steps', 1, cfg.n_train_steps)
+    check_int(n, 'n', 1, 10**6); _choice(sampler, 'sampler', SAMPLERS); check_range(eta, 'eta', 0, 10)
+    steps = check_int(steps, 'steps', 1, cfg.n_train_steps)
     if sampler == 'ddpm' and cfg.callback == 'continuous': raise ValueError("`sampler` 'ddpm' needs a discrete schedule; use 'ddim' with `eta` 1")
     sched, model, out = build_schedule(cfg), model.eval(), []
     g = torch.Generator(device or next(model.parameters()).device).manual_seed(seed)
