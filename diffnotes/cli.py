@@ -56,7 +56,7 @@ def train(resume:str=None,         # a checkpoint or run folder to continue to i
 # %% ../nbs/10_cli.ipynb #ee2ccf37
 def sample(run:str,              # a checkpoint, or a run folder holding `model.pt`
            out:str='samples',    # output path without suffix: writes OUT.png and OUT.pt (never over existing files)
-           sampler:str='ddim',   # 'ddim' or 'ddpm' (ancestral, respaced)
+           sampler:str='ddim',   # 'ddim', 'ddpm' (ancestral, respaced) or 'dpm' (DPM-Solver++(2M))
            steps:int=50,         # sampling steps
            eta:float=0.,         # DDIM η in [0, 10]: 0 deterministic, 1 DDPM-like
            n:int=64,             # number of images

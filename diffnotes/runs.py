@@ -20,16 +20,16 @@ import torch
 from fastcore.basics import patch, noop
 from fastai.callback.core import Callback
 from .schedules import (check_range, check_int, check_objective, cosine_betas, linear_betas,
-                                 cosine_abar, linear_abar)
+                                 cosine_abar, linear_abar, rescale_zero_terminal_snr)
 from .weights import p2_weights, min_snr_weights
 from .diffusion import DiffusionSchedule
 from .timesteps import space_timesteps
 from .models import TinyUNet, UNet
 from .callbacks import DDPMCallback, ContinuousDDPMCallback, NaNGuard, EMA
-from .samplers import ddim_sample, ddpm_sample
+from .samplers import ddim_sample, ddpm_sample, dpm_solver_sample
 
 # %% ../nbs/09_runs.ipynb #f1a5b382
-MODELS, CALLBACKS, SCHEDULES, WEIGHTS, SAMPLERS = ('tiny', 'unet'), ('ddpm', 'continuous'), ('cosine', 'linear'), ('none', 'p2', 'min-snr'), ('ddim', 'ddpm')
+MODELS, CALLBACKS, SCHEDULES, WEIGHTS, SAMPLERS = ('tiny', 'unet'), ('ddpm', 'continuous'), ('cosine', 'linear'), ('none', 'p2', 'min-snr'), ('ddim', 'ddpm', 'dpm')
 
 # %% ../nbs/09_runs.ipynb #bd1222a9
 @dataclass
@@ -43,6 +43,7 @@ class RunConfig:
     callback:str='ddpm'         # 'ddpm' (integer steps) or 'continuous' (t in [0, 1])
     schedule:str='cosine'       # noise schedule: 'cosine' or 'linear'
     n_train_steps:int=1000      # T, the number of diffusion steps of a discrete schedule
+    zero_snr:bool=False         # rescale the discrete schedule to zero terminal SNR (Lin et al. 2023); needs objective 'v' or 'x0'
     objective:str='eps'         # what the model predicts: 'eps', 'x0' or 'v'
     weight:str='none'           # loss weighting: 'none', 'p2' or 'min-snr'
     gamma:float=1.              # P2 exponent gamma, in [0, 2]
@@ -57,7 +58,7 @@ class RunConfig:
     max_loss_ratio:float=100.   # stop when a training loss exceeds this multiple of its best running mean
     ema_decay:float=0.          # decay of a moving average of the weights, in [0, 1): 0 turns it off; samples and exports use the average
     n_samples:int=512           # samples drawn after training
-    sampler:str='ddim'          # sampler for those samples: 'ddim' or 'ddpm' (ancestral, respaced)
+    sampler:str='ddim'          # sampler for those samples: 'ddim', 'ddpm' (ancestral, respaced) or 'dpm' (DPM-Solver++(2M))
     sample_steps:int=50         # sampling steps, at most T
     def __post_init__(self): self.check()
 
@@ -98,10 +99,12 @@ def check(self:RunConfig):
     for name, lo, hi, lo_open in (('gamma', 0, 2, False), ('k', 0, 1e6, True), ('min_snr_gamma', 0, 1e6, True), ('lr', 0, 1, True), ('max_loss_ratio', 1, math.inf, True)):
         setattr(self, name, float(check_range(getattr(self, name), name, lo, hi, lo_open=lo_open)))
     self.ema_decay = float(check_range(self.ema_decay, 'ema_decay', 0, 1, hi_open=True))
-    for name in ('importance', 'learn_variance'):
+    for name in ('importance', 'learn_variance', 'zero_snr'):
         if not isinstance(getattr(self, name), bool): raise ValueError(f"`{name}` must be True or False; got {getattr(self, name)!r}")
     if self.callback == 'continuous' and (self.importance or self.learn_variance or self.sampler == 'ddpm'):
         raise ValueError("`importance`, `learn_variance` and `sampler` 'ddpm' need `callback` 'ddpm' (a discrete schedule)")
+    if self.zero_snr and (self.callback == 'continuous' or self.objective == 'eps'):
+        raise ValueError("`zero_snr` needs `callback` 'ddpm' and `objective` 'v' or 'x0': at SNR = 0 an ε-prediction says nothing about the image")
     if self.model == 'tiny' and self.size % 2 ** (len(self.channels) - 1):
         raise ValueError(f"`size` must be a multiple of {2 ** (len(self.channels) - 1)} for a TinyUNet with {len(self.channels)} resolutions; got {self.size}")
     return self
@@ -119,7 +122,8 @@ def build_schedule(cfg:RunConfig, # the run's configuration
                   )->DiffusionSchedule:
     "The run's `DiffusionSchedule`: β's of T steps (discrete) or ᾱ(t) (continuous)"
     if cfg.callback == 'continuous': return DiffusionSchedule(abar_fn={'cosine': cosine_abar, 'linear': linear_abar}[cfg.schedule])
-    return DiffusionSchedule({'cosine': cosine_betas, 'linear': linear_betas}[cfg.schedule](cfg.n_train_steps))
+    betas = {'cosine': cosine_betas, 'linear': linear_betas}[cfg.schedule](cfg.n_train_steps)
+    return DiffusionSchedule(rescale_zero_terminal_snr(betas) if cfg.zero_snr else betas)
 
 def build_weight(cfg:RunConfig, # the run's configuration
                 ):
@@ -405,15 +409,15 @@ def finish_run(learn, cfg:RunConfig, out, seconds:float, sample:bool=True):
 def sample_from(model,              # a trained model
                 cfg:RunConfig,      # its configuration
                 n:int=64,           # number of images
-                sampler:str='ddim', # 'ddim' or 'ddpm'
-                steps:int=50,       # sampling steps (DDPM: respaced to this many)
+                sampler:str='ddim', # 'ddim', 'ddpm' or 'dpm' (DPM-Solver++(2M))
+                steps:int=50,       # sampling steps, i.e. model calls (DDPM: respaced to this many)
                 eta:float=0.,       # DDIM η ≥ 0
                 seed:int=0,         # seed of the noise
                 bs:int=256,         # images per sampling batch
                 device=None,        # default: the model's device
                 progress:bool=False,# show fastprogress bars
                )->torch.Tensor:
-    "Draw `n` images from a model trained with configuration `cfg`"
+    "Draw `n` images from a model trained with configuration `cfg`, clamped to [-1, 1] as diffusers' pipelines clamp theirs"
     check_int(n, 'n', 1, 10**6); _choice(sampler, 'sampler', SAMPLERS); check_range(eta, 'eta', 0, 10)
     steps = check_int(steps, 'steps', 1, cfg.n_train_steps)
     if sampler == 'ddpm' and cfg.callback == 'continuous': raise ValueError("`sampler` 'ddpm' needs a discrete schedule; use 'ddim' with `eta` 1")
@@ -422,10 +426,11 @@ def sample_from(model,              # a trained model
     for i in range(0, n, bs):
         shape = (min(bs, n - i), cfg.in_channels, cfg.size, cfg.size)
         kw = dict(objective=cfg.objective, generator=g, device=device, progress=progress)
-        if sampler == 'ddim': out.append(ddim_sample(model, shape, sched, steps, eta, **kw))
+        if sampler == 'ddim': out.append(ddim_sample(model, shape, sched, steps, eta, 'trailing' if cfg.zero_snr else 'leading', **kw))
+        elif sampler == 'dpm': out.append(dpm_solver_sample(model, shape, sched, steps, **kw))
         else: out.append(ddpm_sample(model, shape, sched, 'learned_range' if cfg.learn_variance else 'fixed_small',
                                      steps=space_timesteps(cfg.n_train_steps, [steps]), **kw))
-    return torch.cat(out)
+    return torch.cat(out).clamp(-1, 1)  # DPM-Solver++ does not clip x̂0 (diffusers' default), so a few pixels overshoot
 
 # %% ../nbs/09_runs.ipynb #0ef5cfcc
 def load_run(path,          # a checkpoint or run folder

@@ -80,15 +80,15 @@ def ddim_sigma(abar_t, abar_prev, eta):
     return eta * ((1 - abar_prev) / (1 - abar_t)).sqrt() * (1 - abar_t / abar_prev).sqrt()
 
 # %% ../nbs/07_samplers.ipynb #c08214fb
-def _abar_arg(a, name, x):
-    "ᾱ as a (B,)-broadcastable tensor on `x`'s device at its own precision (Python numbers in float64), checked to lie in (0, 1]"
+def _abar_arg(a, name, x, zero=False):
+    "ᾱ as a (B,)-broadcastable tensor on `x`'s device at its own precision (Python numbers in float64), in (0, 1] ([0, 1] with `zero`)"
     a = torch.as_tensor(a, device=x.device, dtype=None if torch.is_tensor(a) else torch.float64)
-    check_range(a, name, 0, 1, lo_open=True)
+    check_range(a, name, 0, 1, lo_open=not zero)
     return bcast(a.expand(len(x)) if a.ndim == 0 else a, x, cast=False)
 
 def ddim_step(x_t,            # current images
               eps,            # predicted noise ε̂
-              abar_t,         # ᾱ at the current step, in (0, 1]: a number, 0-d tensor or (B,) tensor
+              abar_t,         # ᾱ at the current step, in (0, 1] (0 allowed with `x0`): a number, 0-d tensor or (B,) tensor
               abar_prev,      # ᾱ at the step to jump to, in (0, 1] (1 for the end of sampling)
               eta:float=0.,   # η ≥ 0: 0 deterministic, 1 the DDPM posterior variance
               noise=None,     # z for the random part (drawn if None and η > 0)
@@ -98,7 +98,7 @@ def ddim_step(x_t,            # current images
              ):
     "One DDIM step from ᾱ_t to ᾱ_prev with stochasticity η; coefficients at ᾱ's precision, then cast to the images' dtype"
     check_range(eta, 'eta', 0)
-    at, ap, dt = _abar_arg(abar_t, 'abar_t', x_t), _abar_arg(abar_prev, 'abar_prev', x_t), x_t.dtype
+    at, ap, dt = _abar_arg(abar_t, 'abar_t', x_t, zero=x0 is not None), _abar_arg(abar_prev, 'abar_prev', x_t), x_t.dtype
     if x0 is None: x0, _ = x0_eps_from_pred(eps, x_t, at, 'eps')
     if clip_x0: x0 = x0.clamp(-1, 1)
     sig = ddim_sigma(at, ap, eta)
@@ -147,6 +147,13 @@ def _start(model, shape, x_T, device, generator, seed):
     elif tuple(x_T.shape) != tuple(shape): raise ValueError(f"`x_T` must have shape {tuple(shape)}; got {tuple(x_T.shape)}")
     return device, generator, x_T.to(device)
 
+def _check_terminal(sched, objective):
+    "A `ValueError` for an ε-model on a schedule whose last ᾱ is 0 (zero terminal SNR), where x̂0 = (x_T − ε̂)/0"
+    sched = as_schedule(sched)
+    if objective == 'eps' and sched.discrete and sched.tables['abar'][-1] == 0:
+        raise ValueError("`objective` 'eps' cannot be sampled from a schedule with zero terminal SNR (ᾱ_T = 0); train with 'v' or 'x0'")
+    return sched
+
 # %% ../nbs/07_samplers.ipynb #3639df4f
 def _bar(it, progress): return progress_bar(it, leave=False) if progress else it
 
@@ -167,6 +174,7 @@ def ddpm_sample(model,                  # called as model(x_t, t) with t a (B,) 
                ):
     "Draw a batch by ancestral DDPM sampling; returns x_0"
     check_objective(objective)
+    sched = _check_terminal(sched, objective)
     betas = as_schedule(sched).tables['betas']
     use_betas, step_map = respace_betas(betas, steps if steps is not None else range(len(betas)))
     device, generator, x = _start(model, shape, x_T, device, generator, seed)
@@ -216,6 +224,7 @@ def ddim_sample(model,             # called as model(x_t, t): t integer steps (d
                ):
     "Draw a batch with DDIM; returns x_0"
     check_objective(objective)
+    sched = _check_terminal(sched, objective)
     check_range(eta, 'eta', 0)
     device, generator, x = _start(model, shape, x_T, device, generator, seed)
     ts, abar_t, abar_prev = ddim_grid(sched, n_steps, spacing, t_max, device)
@@ -263,6 +272,7 @@ def dpm_solver_sample(model,              # called as model(x_t, t): t integer s
                      ):
     "Draw a batch with DPM-Solver++(2M) (data prediction, midpoint form, first order at the first and last step); returns x_0"
     check_objective(objective)
+    sched = _check_terminal(sched, objective)
     device, generator, x = _start(model, shape, x_T, device, generator, seed)
     ts, ab = dpm_grid(sched, n_steps, t_max, device)
     alpha, sigma = ab.sqrt(), (1 - ab).sqrt()

@@ -7,7 +7,7 @@ Docs: https://diffnotes.github.io/diffnotes/schedules.html.md"""
 # %% auto #0
 __all__ = ['OBJECTIVES', 'check_range', 'check_int', 'check_steps', 'as_float', 'check_objective', 'check_betas', 'linear_betas',
            'abar_from_betas', 'cosine_abar', 'betas_for_abar', 'cosine_betas', 'linear_abar', 'plot_abar', 'snr',
-           'logsnr', 'cosine_logsnr', 'linear_logsnr', 'plot_logsnr']
+           'logsnr', 'cosine_logsnr', 'linear_logsnr', 'plot_logsnr', 'rescale_zero_terminal_snr']
 
 # %% ../nbs/00_schedules.ipynb #cad8970b
 import math
@@ -75,10 +75,11 @@ def check_objective(objective, # what a model predicts
 # %% ../nbs/00_schedules.ipynb #9a691ee6
 def check_betas(betas, # β for each step
                )->torch.Tensor:
-    "`betas` as a float tensor, or a `ValueError` unless it is a non-empty 1-d table with every value in (0, 1)"
+    "`betas` as a float tensor, or a `ValueError` unless it is a non-empty 1-d table with values in (0, 1), the last in (0, 1]"
     betas = as_float(betas, 'betas')
     if betas.ndim != 1 or len(betas) == 0: raise ValueError(f"`betas` must be a non-empty 1-d tensor; got shape {tuple(betas.shape)}")
-    return check_range(betas, 'betas', 0, 1, lo_open=True, hi_open=True)
+    check_range(betas[:-1], 'betas[:-1]', 0, 1, lo_open=True, hi_open=True)
+    return check_range(betas, 'betas', 0, 1, lo_open=True)
 
 # %% ../nbs/00_schedules.ipynb #fba487d6
 def linear_betas(n_train_steps:int=1000, # number of diffusion steps T
@@ -203,3 +204,14 @@ def plot_logsnr(abars:dict, # name → ᾱ table over the steps
     ax.set(yscale='log', xlabel='diffusion step t', ylabel='SNR(t)', title='Signal-to-noise ratio per step')
     ax.legend()
     return ax
+
+# %% ../nbs/00_schedules.ipynb #56bf9480
+def rescale_zero_terminal_snr(betas, # β for each step (at least 2), each in (0, 1)
+                             )->torch.Tensor:
+    "β's whose √ᾱ is shifted to end at 0 and scaled to keep its first value: SNR = 0 at the last step (Lin et al. 2023)"
+    betas = check_betas(betas)
+    if len(betas) < 2: raise ValueError(f"`betas` must hold at least 2 steps to rescale; got {len(betas)}")
+    r = abar_from_betas(betas.double()).sqrt()
+    r = (r - r[-1]) * r[0] / (r[0] - r[-1])
+    abar = r**2
+    return (1 - torch.cat([abar[:1], abar[1:] / abar[:-1]])).to(betas.dtype)

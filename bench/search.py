@@ -1,0 +1,175 @@
+"""The recipe search, the FID-vs-NFE study, the EMA curve and the GPU preset, as one prepared command.
+
+    python bench/search.py OUT [--tiny] [--workers 14] [--deadline 500] [--full PATH]
+
+Every recipe trains the default run's budget (the embedded subset, the default model and batch size,
+`EPOCHS` epochs: about 5 minutes on a 2-core CPU), each in its own process, so that a machine with many
+cores and one GPU trains many at once. Each trained model is scored with FID at n=512 (real-data floor and
+95% bootstrap interval) for its raw weights and three moving averages, under four samplers of at most 50
+model calls (the default run's sampling time). Then:
+- stage 2: the four best recipes of stage 1 again with seeds 1 and 2 (stage 1 is seed 0);
+- the FID-vs-NFE study on the best recipe's seed-0 model (its 0.999 moving average);
+- an FID-over-training curve, raw weights against their moving average, on the default recipe;
+- with `--full`, the GPU preset: all 60k training images, a diffusers UNet of at most 16M parameters,
+  25 epochs, scored at n=2048 with DDIM (100 steps) and DPM-Solver++ (25 steps).
+Results go to OUT as JSON lines as they arrive, so a run cut short still returns what it finished.
+`--tiny` shrinks everything (one epoch, a small model, n=64) to check the script on a CPU in minutes.
+"""
+import argparse, json, os, sys, time, warnings
+import multiprocessing as mp
+from pathlib import Path
+
+EPOCHS = 20  # the default run's epochs; every recipe here keeps its model and batch size, so its time per epoch
+RECIPES = {  # name → `RunConfig` fields that differ from the default; on a 2-core CPU the batch size does not change the time per epoch
+    'default (eps)': {},
+    'eps, P2 γ=1': dict(weight='p2', gamma=1.),
+    'eps, Min-SNR-5': dict(weight='min-snr'),
+    'eps, linear': dict(schedule='linear'),
+    'v': dict(objective='v'),
+    'v, P2 γ=1': dict(objective='v', weight='p2', gamma=1.),
+    'v, Min-SNR-5': dict(objective='v', weight='min-snr'),
+    'v, zero terminal SNR (cosine)': dict(objective='v', zero_snr=True),
+    'v, zero terminal SNR (linear)': dict(objective='v', zero_snr=True, schedule='linear'),
+    'eps, bs 64': dict(bs=64),
+    'eps, P2 γ=1, bs 64': dict(weight='p2', gamma=1., bs=64),
+    'v, bs 64': dict(objective='v', bs=64),
+    'v, P2 γ=1, bs 64': dict(objective='v', weight='p2', gamma=1., bs=64),
+    'eps, bs 32': dict(bs=32, epochs=15),  # 21 s per epoch on the 2-core CPU against 16 s at bs 128 and 64
+    'v, Min-SNR-5, bs 32': dict(objective='v', weight='min-snr', bs=32, epochs=15),
+}
+ALWAYS = ('default (eps)', 'eps, P2 γ=1')  # seeded three times whatever their rank: the P2 page's comparison
+EMAS = (0.999, 0.99, 0.9999)  # the run's own moving average (saved in its checkpoint), then two more kept alongside
+SAMPLERS = (('ddim', 50), ('ddpm', 50), ('dpm', 25), ('dpm', 50))
+NFE = (10, 25, 50, 100)
+RUNS = Path(os.environ.get('SEARCH_RUNS', '/tmp/search_runs'))  # checkpoints stay on the machine; only results go to OUT
+
+def setup():
+    warnings.filterwarnings('ignore')
+    import torch
+    torch.set_num_threads(1)
+    return torch
+
+def score(ev, x, n_boot):
+    r = ev.report(x.float().cpu(), n_boot)
+    return {k: r[k] for k in ('n', 'fid', 'fid_ci95', 'floor', 'kid')}
+
+def train_eval(name, over, seed, out, tiny, curve=False):
+    "Train one recipe with one seed, then score raw and averaged weights under each sampler"
+    torch = setup()
+    from diffnotes.runs import RunConfig, train_run, sample_from
+    from diffnotes.callbacks import EMA
+    from diffnotes.eval import ImageEval
+    from fastai.callback.core import Callback
+    n = 64 if tiny else 512
+    cfg = RunConfig(**{'epochs': EPOCHS, **over, 'seed': seed, 'ema_decay': EMAS[0], **(dict(epochs=1) if tiny else {}),
+                       **(dict(channels=(8, 16)) if tiny else {})})
+    ev, extra = ImageEval.fashion_mnist(), [EMA(d) for d in EMAS[1:]]
+    folder = RUNS / f"{name.replace(' ', '_').replace(',', '').replace('=', '')}_s{seed}"
+    cbs, points = list(extra), []
+    if curve:
+        class Curve(Callback):
+            order = 95
+            def after_epoch(self):
+                m, ema = self.learn.model, next(c for c in self.learn.cbs if isinstance(c, EMA))
+                row = {'epoch': self.epoch + 1}
+                for w in ('raw', 'ema'):
+                    if w == 'ema': ema.swap()
+                    for s, k in (('ddim', 50), ('ddpm', 50)):
+                        row[f'{w} {s}{k}'] = ev.fid(sample_from(m, cfg, n, s, k, seed=999).float().cpu())
+                    if w == 'ema': ema.swap()
+                m.train(); points.append(row)
+        cbs.append(Curve())
+    t0 = time.time()
+    learn = train_run(cfg, out=folder, sample=False, progress=False, cbs=cbs)
+    secs, res = time.time() - t0, []
+    emas = [next(c for c in learn.cbs if isinstance(c, EMA) and c.decay == EMAS[0])] + extra
+    for w, e in [('raw', None)] + [(f'ema {d}', c) for d, c in zip(EMAS, emas)]:
+        if e is not None: e.swap()
+        for s, k in SAMPLERS:
+            t1 = time.time()
+            x = sample_from(learn.model, cfg, n, s, k, seed=1000 + seed)
+            res.append({'weights': w, 'sampler': f'{s}{k}', 'sample_s': time.time() - t1, **score(ev, x, 100)})
+        if e is not None: e.swap()
+    return {'kind': 'recipe', 'recipe': name, 'overrides': over, 'seed': seed, 'train_s': secs, 'device': str(learn.dls.device),
+            'folder': str(folder), 'scores': res, 'curve': points}
+
+def nfe_study(folder, out, tiny):
+    "FID against the number of model calls for four samplers on one trained model (its moving average)"
+    torch = setup()
+    from diffnotes.runs import load_run, save_grid
+    from diffnotes.samplers import ddim_sample, ddpm_sample, dpm_solver_sample
+    from diffnotes.timesteps import space_timesteps
+    from diffnotes.runs import build_schedule
+    from diffnotes.eval import ImageEval
+    model, cfg = load_run(folder)
+    dev = 'cuda' if torch.cuda.is_available() else 'cpu'
+    model, sched, ev, n = model.to(dev), build_schedule(cfg), ImageEval.fashion_mnist(), 64 if tiny else 512
+    sp = 'trailing' if cfg.zero_snr else 'leading'
+    samplers = {'ancestral DDPM': lambda k, g: ddpm_sample(model, (n, 1, 32, 32), sched, objective=cfg.objective, steps=space_timesteps(cfg.n_train_steps, [k]), generator=g, progress=False),
+                'DDIM η=0': lambda k, g: ddim_sample(model, (n, 1, 32, 32), sched, k, 0., sp, cfg.objective, generator=g, progress=False),
+                'DDIM η=1': lambda k, g: ddim_sample(model, (n, 1, 32, 32), sched, k, 1., sp, cfg.objective, generator=g, progress=False),
+                'DPM-Solver++(2M)': lambda k, g: dpm_solver_sample(model, (n, 1, 32, 32), sched, k, cfg.objective, generator=g, progress=False)}
+    rows = []
+    for name, f in samplers.items():
+        for k in NFE:
+            x = f(k, torch.Generator(dev).manual_seed(7)).clamp(-1, 1)  # as `sample_from` and diffusers' pipelines do
+            if k in (10, 25): save_grid(x[:64], Path(out) / f"nfe_{name.split()[0].lower()}{'_eta1' if 'η=1' in name else ''}_{k}.png")
+            rows.append({'sampler': name, 'nfe': k, **score(ev, x, 200)})
+    return {'kind': 'nfe', 'folder': str(folder), 'config': cfg.__dict__, 'rows': rows}
+
+def gpu_preset(data, out, tiny):
+    "The full training set, a diffusers UNet, 25 epochs; FID at n=2048 for DDIM 100 and DPM-Solver++ 25"
+    torch = setup()
+    from diffnotes.runs import RunConfig, train_run, sample_from, build_model
+    from diffnotes.eval import ImageEval
+    cfg = RunConfig(data='embedded' if tiny else data, model='unet', channels=(8, 16) if tiny else (64, 128, 256), objective='v', weight='min-snr',
+                    epochs=1 if tiny else 25, bs=256, lr=5e-4, ema_decay=0.999, n_samples=8)
+    params = sum(p.numel() for p in build_model(cfg).parameters())
+    t0 = time.time()
+    learn = train_run(cfg, out=RUNS / 'gpu_preset', sample=False, progress=False)
+    secs, ev, n, res = time.time() - t0, ImageEval.fashion_mnist(), 128 if tiny else 2048, []
+    ema = next(c for c in learn.cbs if type(c).__name__ == 'EMA'); ema.swap()
+    for s, k in (('ddim', 100), ('dpm', 25), ('ddpm', 100)):
+        x = sample_from(learn.model, cfg, n, s, k, seed=5, bs=512)
+        res.append({'sampler': f'{s}{k}', **score(ev, x, 200)})
+    return {'kind': 'gpu_preset', 'config': {k: str(v) for k, v in cfg.__dict__.items()}, 'params': params, 'train_s': secs,
+            'device': torch.cuda.get_device_name() if torch.cuda.is_available() else 'cpu', 'scores': res}
+
+def best_fid(r): return min(s['fid'] for s in r['scores'])
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument('out'); p.add_argument('--tiny', action='store_true'); p.add_argument('--workers', type=int, default=16)
+    p.add_argument('--deadline', type=float, default=500, help='seconds after which no new job starts')
+    p.add_argument('--full', default=None, help='folder of the full Fashion-MNIST idx files: run the GPU preset too')
+    p.add_argument('--recipes', type=int, default=len(RECIPES), help='how many recipes of stage 1 (from the top)')
+    a = p.parse_args()
+    out = Path(a.out); out.mkdir(parents=True, exist_ok=True)
+    log, t0 = open(out / 'results.jsonl', 'a'), time.time()
+    def put(r): log.write(json.dumps(r) + '\n'); log.flush(); print(f"[{time.time() - t0:.0f}s] {r['kind']} {r.get('recipe', '')} {r.get('seed', '')}", flush=True)
+    ctx = mp.get_context('spawn')
+    with ctx.Pool(a.workers, maxtasksperchild=1) as pool:
+        pending = []
+        def submit(f, *args): pending.append(pool.apply_async(f, args))
+        if a.full: submit(gpu_preset, a.full, str(out), a.tiny)
+        for i, (name, over) in enumerate(list(RECIPES.items())[:a.recipes]):
+            submit(train_eval, name, over, 0, str(out), a.tiny, i == 0)
+        stage1, stage2_started, done = [], False, set()
+        while pending:
+            time.sleep(2)
+            for j in [j for j in pending if j.ready()]:
+                pending.remove(j)
+                try: r = j.get()
+                except Exception as e: put({'kind': 'error', 'error': repr(e)}); continue
+                put(r)
+                if r['kind'] == 'recipe' and r['seed'] == 0: stage1.append(r)
+            if not stage2_started and len(stage1) == min(a.recipes, len(RECIPES)):
+                stage2_started = True
+                top = sorted(stage1, key=best_fid)
+                if time.time() - t0 < a.deadline:
+                    submit(nfe_study, top[0]['folder'], str(out), a.tiny)
+                    for r in top[:4] + [r for r in stage1 if r['recipe'] in ALWAYS and r not in top[:4]]:
+                        for seed in (1, 2): submit(train_eval, r['recipe'], r['overrides'], seed, str(out), a.tiny)
+    print(f"done in {time.time() - t0:.0f}s", flush=True)
+
+if __name__ == '__main__': main()
