@@ -20,27 +20,31 @@ import multiprocessing as mp
 from pathlib import Path
 
 EPOCHS = 20  # the default run's epochs; every recipe here keeps its model and batch size, so its time per epoch
-RECIPES = {  # name → `RunConfig` fields that differ from the default; on a 2-core CPU the batch size does not change the time per epoch
-    'default (eps)': {},
-    'eps, P2 γ=1': dict(weight='p2', gamma=1.),
-    'eps, Min-SNR-5': dict(weight='min-snr'),
-    'eps, linear': dict(schedule='linear'),
-    'v': dict(objective='v'),
-    'v, P2 γ=1': dict(objective='v', weight='p2', gamma=1.),
-    'v, Min-SNR-5': dict(objective='v', weight='min-snr'),
-    'v, zero terminal SNR (cosine)': dict(objective='v', zero_snr=True),
-    'v, zero terminal SNR (linear)': dict(objective='v', zero_snr=True, schedule='linear'),
-    'eps, bs 64': dict(bs=64),
-    'eps, P2 γ=1, bs 64': dict(weight='p2', gamma=1., bs=64),
-    'v, bs 64': dict(objective='v', bs=64),
-    'v, P2 γ=1, bs 64': dict(objective='v', weight='p2', gamma=1., bs=64),
-    'eps, bs 32': dict(bs=32, epochs=15),  # 21 s per epoch on the 2-core CPU against 16 s at bs 128 and 64
-    'v, Min-SNR-5, bs 32': dict(objective='v', weight='min-snr', bs=32, epochs=15),
+EPS = dict(objective='eps', bs=128, sampler='ddim')  # the default before the search
+RECIPES = {  # name → `RunConfig` fields; on a 2-core CPU the batch size does not change the time per epoch
+    'default (eps)': EPS,
+    'eps, P2 γ=1': dict(EPS, weight='p2', gamma=1.),
+    'eps, Min-SNR-5': dict(EPS, weight='min-snr'),
+    'eps, linear': dict(EPS, schedule='linear'),
+    'v': dict(EPS, objective='v'),
+    'v, P2 γ=1': dict(EPS, objective='v', weight='p2', gamma=1.),
+    'v, Min-SNR-5': dict(EPS, objective='v', weight='min-snr'),
+    'v, zero terminal SNR (cosine)': dict(EPS, objective='v', zero_snr=True),
+    'v, zero terminal SNR (linear)': dict(EPS, objective='v', zero_snr=True, schedule='linear'),
+    'eps, bs 64': dict(EPS, bs=64),
+    'eps, P2 γ=1, bs 64': dict(EPS, weight='p2', gamma=1., bs=64),
+    'v, bs 64': dict(EPS, objective='v', bs=64),
+    'v, P2 γ=1, bs 64': dict(EPS, objective='v', weight='p2', gamma=1., bs=64),
+    'eps, bs 32': dict(EPS, bs=32, epochs=15),  # 21 s per epoch on the 2-core CPU against 16 s at bs 128 and 64
+    'v, Min-SNR-5, bs 32': dict(EPS, objective='v', weight='min-snr', bs=32, epochs=15),
+    'v, Min-SNR-5, bs 64': dict(EPS, objective='v', weight='min-snr', bs=64),
+    'v, zero terminal SNR (cosine), bs 64': dict(EPS, objective='v', zero_snr=True, bs=64),
 }
 ALWAYS = ('default (eps)', 'eps, P2 γ=1')  # seeded three times whatever their rank: the P2 page's comparison
 EMAS = (0.999, 0.99, 0.9999)  # the run's own moving average (saved in its checkpoint), then two more kept alongside
 SAMPLERS = (('ddim', 50), ('ddpm', 50), ('dpm', 25), ('dpm', 50))
 NFE = (10, 25, 50, 100)
+CURVE_EVERY = int(os.environ.get('CURVE_EVERY', 4))  # epochs between the points of the FID-over-training curve
 RUNS = Path(os.environ.get('SEARCH_RUNS', '/tmp/search_runs'))  # checkpoints stay on the machine; only results go to OUT
 
 def setup():
@@ -53,23 +57,25 @@ def score(ev, x, n_boot):
     r = ev.report(x.float().cpu(), n_boot)
     return {k: r[k] for k in ('n', 'fid', 'fid_ci95', 'floor', 'kid')}
 
-def train_eval(name, over, seed, out, tiny, curve=False):
-    "Train one recipe with one seed, then score raw and averaged weights under each sampler"
+def train_eval(name, over, seed, out, tiny, curve=False, evals=None):
+    "Train one recipe with one seed, then score raw and averaged weights under each sampler (or only the `evals` pairs)"
     torch = setup()
     from diffnotes.runs import RunConfig, train_run, sample_from
     from diffnotes.callbacks import EMA
     from diffnotes.eval import ImageEval
     from fastai.callback.core import Callback
     n = 64 if tiny else 512
+    over = {**RECIPES.get(name, {}), **over}  # the recipe's fields in full, whatever the library's defaults are
     cfg = RunConfig(**{'epochs': EPOCHS, **over, 'seed': seed, 'ema_decay': EMAS[0], **(dict(epochs=1) if tiny else {}),
                        **(dict(channels=(8, 16)) if tiny else {})})
-    ev, extra = ImageEval.fashion_mnist(), [EMA(d) for d in EMAS[1:]]
+    ev, extra = ImageEval.fashion_mnist(), [] if evals else [EMA(d) for d in EMAS[1:]]
     folder = RUNS / f"{name.replace(' ', '_').replace(',', '').replace('=', '')}_s{seed}"
     cbs, points = list(extra), []
     if curve:
         class Curve(Callback):
             order = 95
             def after_epoch(self):
+                if (self.epoch + 1) % CURVE_EVERY: return
                 m, ema = self.learn.model, next(c for c in self.learn.cbs if isinstance(c, EMA))
                 row = {'epoch': self.epoch + 1}
                 for w in ('raw', 'ema'):
@@ -78,6 +84,7 @@ def train_eval(name, over, seed, out, tiny, curve=False):
                         row[f'{w} {s}{k}'] = ev.fid(sample_from(m, cfg, n, s, k, seed=999).float().cpu())
                     if w == 'ema': ema.swap()
                 m.train(); points.append(row)
+                with open(Path(out) / 'curve.jsonl', 'a') as f: f.write(json.dumps(row) + '\n')
         cbs.append(Curve())
     t0 = time.time()
     learn = train_run(cfg, out=folder, sample=False, progress=False, cbs=cbs)
@@ -86,6 +93,7 @@ def train_eval(name, over, seed, out, tiny, curve=False):
     for w, e in [('raw', None)] + [(f'ema {d}', c) for d, c in zip(EMAS, emas)]:
         if e is not None: e.swap()
         for s, k in SAMPLERS:
+            if evals and (w, f'{s}{k}') not in evals: continue
             t1 = time.time()
             x = sample_from(learn.model, cfg, n, s, k, seed=1000 + seed)
             res.append({'weights': w, 'sampler': f'{s}{k}', 'sample_s': time.time() - t1, **score(ev, x, 100)})
@@ -93,29 +101,22 @@ def train_eval(name, over, seed, out, tiny, curve=False):
     return {'kind': 'recipe', 'recipe': name, 'overrides': over, 'seed': seed, 'train_s': secs, 'device': str(learn.dls.device),
             'folder': str(folder), 'scores': res, 'curve': points}
 
-def nfe_study(folder, out, tiny):
-    "FID against the number of model calls for four samplers on one trained model (its moving average)"
+def nfe_study(folder, out, tiny, put=None, n_boot=200):
+    "FID against the number of model calls for four samplers on one trained model (its moving average); rows go to `put` as they come"
     torch = setup()
-    from diffnotes.runs import load_run, save_grid
-    from diffnotes.samplers import ddim_sample, ddpm_sample, dpm_solver_sample
-    from diffnotes.timesteps import space_timesteps
-    from diffnotes.runs import build_schedule
+    from diffnotes.runs import load_run, save_grid, fid_vs_nfe
     from diffnotes.eval import ImageEval
     model, cfg = load_run(folder)
-    dev = 'cuda' if torch.cuda.is_available() else 'cpu'
-    model, sched, ev, n = model.to(dev), build_schedule(cfg), ImageEval.fashion_mnist(), 64 if tiny else 512
-    sp = 'trailing' if cfg.zero_snr else 'leading'
-    samplers = {'ancestral DDPM': lambda k, g: ddpm_sample(model, (n, 1, 32, 32), sched, objective=cfg.objective, steps=space_timesteps(cfg.n_train_steps, [k]), generator=g, progress=False),
-                'DDIM η=0': lambda k, g: ddim_sample(model, (n, 1, 32, 32), sched, k, 0., sp, cfg.objective, generator=g, progress=False),
-                'DDIM η=1': lambda k, g: ddim_sample(model, (n, 1, 32, 32), sched, k, 1., sp, cfg.objective, generator=g, progress=False),
-                'DPM-Solver++(2M)': lambda k, g: dpm_solver_sample(model, (n, 1, 32, 32), sched, k, cfg.objective, generator=g, progress=False)}
-    rows = []
-    for name, f in samplers.items():
-        for k in NFE:
-            x = f(k, torch.Generator(dev).manual_seed(7)).clamp(-1, 1)  # as `sample_from` and diffusers' pipelines do
-            if k in (10, 25): save_grid(x[:64], Path(out) / f"nfe_{name.split()[0].lower()}{'_eta1' if 'η=1' in name else ''}_{k}.png")
-            rows.append({'sampler': name, 'nfe': k, **score(ev, x, 200)})
-    return {'kind': 'nfe', 'folder': str(folder), 'config': cfg.__dict__, 'rows': rows}
+    model, ev, rows = model.to('cuda' if torch.cuda.is_available() else 'cpu'), ImageEval.fashion_mnist(), []
+    slugs = {'ancestral DDPM': 'ddpm', 'DDIM η=0': 'ddim', 'DDIM η=1': 'ddim_eta1', 'DPM-Solver++(2M)': 'dpm'}
+    for k in NFE:
+        grids = {}
+        new = fid_vs_nfe(model, cfg, ev, (k,), 64 if tiny else 512, n_boot, grids=grids)
+        for (name, k), x in grids.items():
+            if k in (10, 25): save_grid(x, Path(out) / f"nfe_{slugs[name]}_{k}.png")
+        rows += new
+        if put: put({'kind': 'nfe_rows', 'rows': new})
+    return {'kind': 'nfe', 'folder': str(folder), 'config': {k: str(v) for k, v in cfg.__dict__.items()}, 'rows': rows}
 
 def gpu_preset(data, out, tiny):
     "The full training set, a diffusers UNet, 25 epochs; FID at n=2048 for DDIM 100 and DPM-Solver++ 25"
@@ -135,6 +136,33 @@ def gpu_preset(data, out, tiny):
     return {'kind': 'gpu_preset', 'config': {k: str(v) for k, v in cfg.__dict__.items()}, 'params': params, 'train_s': secs,
             'device': torch.cuda.get_device_name() if torch.cuda.is_available() else 'cpu', 'scores': res}
 
+CPU_EVALS = (('raw', 'ddim50'), ('raw', 'ddpm50'), ('ema 0.999', 'ddpm50'), ('ema 0.999', 'dpm25'))  # sampling costs minutes on a CPU
+
+EVAL_SETS = {'cpu': CPU_EVALS, 'ddim': (('raw', 'ddim50'),)}  # 'ddim': the default sampler of the tutorials' comparisons
+
+def cpu_plan(a, put):
+    "Run the listed 'recipe:seed[:evals]' jobs two at a time (a 2-core CPU), with a smaller set of scores"
+    jobs = [(j.split(':') + ['cpu'])[:3] for j in a.jobs]
+    with mp.get_context('spawn').Pool(a.workers, maxtasksperchild=1) as pool:
+        rs = [pool.apply_async(train_eval, (n, RECIPES[n], int(s), a.out, a.tiny, False, EVAL_SETS[e])) for n, s, e in jobs]
+        for r in rs:
+            try: put(r.get())
+            except Exception as e: put({'kind': 'error', 'error': repr(e)})
+
+def study(a, put):
+    "The EMA curve and the FID-vs-NFE study of one recipe, in this process"
+    r = train_eval(a.study, RECIPES[a.study], 0, a.out, a.tiny, True, CPU_EVALS)
+    put(r); put(nfe_study(r['folder'], a.out, a.tiny, put, 100))
+
+def collect(folders, dest):
+    "The recipe rows of `folders`' results.jsonl files, without their run folders and curves, as one JSON list in `dest`"
+    keep = ('recipe', 'overrides', 'seed', 'train_s')
+    rows = [{**{k: r[k] for k in keep}, 'scores': [{k: s[k] for k in ('weights', 'sampler', 'n', 'fid', 'fid_ci95', 'floor')} for s in r['scores']]}
+            for f in folders for r in map(json.loads, open(Path(f) / 'results.jsonl')) if r['kind'] == 'recipe']
+    rows.sort(key=lambda r: (list(RECIPES).index(r['recipe']) if r['recipe'] in RECIPES else 99, r['seed']))
+    Path(dest).write_text(json.dumps(rows, indent=1, ensure_ascii=False) + '\n')
+    print(f"{len(rows)} rows → {dest}")
+
 def best_fid(r): return min(s['fid'] for s in r['scores'])
 
 def main():
@@ -143,10 +171,20 @@ def main():
     p.add_argument('--deadline', type=float, default=500, help='seconds after which no new job starts')
     p.add_argument('--full', default=None, help='folder of the full Fashion-MNIST idx files: run the GPU preset too')
     p.add_argument('--recipes', type=int, default=len(RECIPES), help='how many recipes of stage 1 (from the top)')
+    p.add_argument('--study', default=None, help='one recipe (seed 0): train it with the FID-over-training curve, then the FID-vs-NFE study')
+    p.add_argument('--curve', default=None, help='one recipe (seed 0), trained with the FID-over-training curve')
+    p.add_argument('--nfe', default=None, help='a trained run folder: only the FID-vs-NFE study of its moving average')
+    p.add_argument('--jobs', nargs='*', default=None, help="CPU plan: only these 'recipe:seed' jobs, two at a time, scored with `CPU_EVALS`")
+    p.add_argument('--collect', nargs='*', default=None, help='result folders to merge into OUT, a JSON file of the recipe rows')
     a = p.parse_args()
+    if a.collect is not None: return collect(a.collect, a.out)
     out = Path(a.out); out.mkdir(parents=True, exist_ok=True)
     log, t0 = open(out / 'results.jsonl', 'a'), time.time()
     def put(r): log.write(json.dumps(r) + '\n'); log.flush(); print(f"[{time.time() - t0:.0f}s] {r['kind']} {r.get('recipe', '')} {r.get('seed', '')}", flush=True)
+    if a.jobs is not None: return cpu_plan(a, put)
+    if a.study: return study(a, put)
+    if a.nfe: return put(nfe_study(a.nfe, a.out, a.tiny, put, 100))
+    if a.curve: return put(train_eval(a.curve, RECIPES[a.curve], 0, a.out, a.tiny, True, CPU_EVALS))
     ctx = mp.get_context('spawn')
     with ctx.Pool(a.workers, maxtasksperchild=1) as pool:
         pending = []

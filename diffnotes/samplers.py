@@ -237,10 +237,22 @@ def ddim_sample(model,             # called as model(x_t, t): t integer steps (d
     return x
 
 # %% ../nbs/07_samplers.ipynb #cd4ac41b
+def _karras(sched, n, rho=7.):
+    "Steps and ᾱ at EDM's σ spacing: σ_i^(1/ρ) evenly spaced between the table's largest and smallest σ; steps by log-σ interpolation"
+    ab = sched.tables['abar']
+    if ab[-1] == 0: raise ValueError("`spacing` 'karras' needs a finite σ at every step; a zero-terminal-SNR schedule has σ_T = ∞")
+    log_sig = ((1 - ab) / ab).sqrt().log()
+    ramp = torch.linspace(0, 1, n, dtype=torch.float64)
+    sig = (log_sig[-1].exp() ** (1 / rho) + ramp * (log_sig[0].exp() ** (1 / rho) - log_sig[-1].exp() ** (1 / rho))) ** rho
+    hi = torch.searchsorted(log_sig, sig.log()).clamp(1, len(ab) - 1)  # σ grows with t: interpolate t in log σ
+    w = ((sig.log() - log_sig[hi - 1]) / (log_sig[hi] - log_sig[hi - 1])).clamp(0, 1)
+    return (hi - 1 + w).round().long(), torch.cat([1 / (1 + sig**2), ab.new_ones(1)])
+
 def dpm_grid(sched,             # a `DiffusionSchedule`, β's, or an ᾱ(t) function
              n_steps:int=25,    # number of sampling steps (model calls)
              t_max:float=0.999, # continuous only: the time sampling starts from
              device='cpu',      # where the tensors go
+             spacing:str='linspace', # discrete only: 'linspace' (evenly spaced steps) or 'karras' (EDM's σ spacing, ρ = 7)
             ):
     "`(ts, abar)`: the n model inputs and ᾱ at the n + 1 points of a DPM-Solver run (the last ᾱ is 1, the clean image)"
     sched, n = as_schedule(sched), check_steps(n_steps, 'n_steps')
@@ -251,6 +263,10 @@ def dpm_grid(sched,             # a `DiffusionSchedule`, β's, or an ᾱ(t) func
         return t[:-1].float().to(device), sched.abar_fn(t).to(device, hi)
     T = sched.n_train_steps
     if n > T: raise ValueError(f"`n_steps` must lie in [1, {T}] for a model trained with {T} steps; got {n}")
+    if spacing not in ('linspace', 'karras'): raise ValueError(f"`spacing` must be 'linspace' or 'karras'; got {spacing!r}")
+    if spacing == 'karras':
+        steps, ab = _karras(sched, n)
+        return steps.to(device), ab.to(device, hi)
     steps = torch.linspace(0, T - 1, n + 1, dtype=torch.float64).round().long().flip(0)[:-1].to(device)
     ab = sched.on(device)['abar']
     return steps, torch.cat([ab[steps], ab.new_ones(1)])
@@ -269,12 +285,13 @@ def dpm_solver_sample(model,              # called as model(x_t, t): t integer s
                       progress:bool=True, # show a fastprogress bar
                       device=None,        # default: the model's device
                       t_max:float=0.999,  # continuous only: the time sampling starts from
+                      spacing:str='linspace', # discrete only: 'linspace' or 'karras' (EDM's σ spacing)
                      ):
     "Draw a batch with DPM-Solver++(2M) (data prediction, midpoint form, first order at the first and last step); returns x_0"
     check_objective(objective)
     sched = _check_terminal(sched, objective)
     device, generator, x = _start(model, shape, x_T, device, generator, seed)
-    ts, ab = dpm_grid(sched, n_steps, t_max, device)
+    ts, ab = dpm_grid(sched, n_steps, t_max, device, spacing)
     alpha, sigma = ab.sqrt(), (1 - ab).sqrt()
     lam, prev, h_prev, dt = alpha.log() - sigma.log(), None, None, x.dtype  # λ of the last point is +inf
     for i in _bar(range(len(ts)), progress):

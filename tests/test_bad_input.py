@@ -10,11 +10,11 @@ from functools import partial
 from pathlib import Path
 import pytest, torch
 warnings.filterwarnings('ignore', message='`torch.jit.script` is deprecated')
-from diffnotes.schedules import linear_betas, cosine_betas, cosine_abar, abar_from_betas, snr, logsnr, check_betas
+from diffnotes.schedules import linear_betas, cosine_betas, cosine_abar, abar_from_betas, snr, logsnr, check_betas, rescale_zero_terminal_snr
 from diffnotes.weights import p2_weights, min_snr_weights, eps_weight, eps_mse, continuous_weights
 from diffnotes.diffusion import noisify, get_target, x0_eps_from_pred, DiffusionSchedule, hybrid_loss
 from diffnotes.timesteps import uniform_steps, LossSecondMomentSampler, space_timesteps, respace_betas
-from diffnotes.samplers import ddim_step, ddpm_step, sampling_steps, ddim_sample, ddpm_sample
+from diffnotes.samplers import ddim_step, ddpm_step, sampling_steps, ddim_sample, ddpm_sample, dpm_grid, dpm_solver_sample
 from diffnotes.models import TinyUNet, timestep_embedding
 from diffnotes.data import to_model_scale, read_idx, get_dls
 from diffnotes.eval import ImageEval
@@ -46,8 +46,8 @@ API = [
     ('snr abar=1.2', lambda: snr(torch.tensor([1.2])), ValueError, ['`abar`', '[0, 1]']),
     ('logsnr abar=-0.1', lambda: logsnr(-0.1), ValueError, ['`abar`', '[0, 1]']),
     ('abar_from_betas empty', lambda: abar_from_betas(torch.tensor([])), ValueError, ['`betas`', 'non-empty']),
-    ('abar_from_betas inf', lambda: abar_from_betas(torch.tensor([0.1, INF])), ValueError, ['`betas`', '(0, 1)']),
-    ('abar_from_betas nan', lambda: abar_from_betas(torch.tensor([0.1, NAN])), ValueError, ['`betas`', '(0, 1)']),
+    ('abar_from_betas inf', lambda: abar_from_betas(torch.tensor([0.1, INF])), ValueError, ['`betas`', '(0, 1]']),
+    ('abar_from_betas nan', lambda: abar_from_betas(torch.tensor([0.1, NAN])), ValueError, ['`betas`', '(0, 1]']),
     ('check_betas 2-d', lambda: check_betas(torch.full((2, 2), 0.5)), ValueError, ['`betas`', '1-d']),
     # weights
     ('p2 gamma<0', lambda: p2_weights(torch.ones(2), gamma=-1.), ValueError, ['`gamma`', '[0, inf]']),
@@ -124,6 +124,15 @@ API = [
     ('RunConfig objective', lambda: RunConfig(objective='score'), ValueError, ['`objective`', "'eps', 'x0', 'v'"]),
     ('RunConfig gamma=3', lambda: RunConfig(gamma=3.), ValueError, ['`gamma`', '[0, 2]']),
     ('RunConfig importance continuous', lambda: RunConfig(callback='continuous', importance=True), ValueError, ['`callback`', "'ddpm'"]),
+    ('RunConfig zero_snr eps', lambda: RunConfig(zero_snr=True, objective='eps'), ValueError, ['`zero_snr`', "'v' or 'x0'"]),
+    ('RunConfig zero_snr continuous', lambda: RunConfig(zero_snr=True, callback='continuous'), ValueError, ['`zero_snr`', "`callback` 'ddpm'"]),
+    ('RunConfig sampler euler', lambda: RunConfig(sampler='euler'), ValueError, ['`sampler`', "'dpm'"]),
+    ('rescale_zero_terminal_snr one step', lambda: rescale_zero_terminal_snr([0.5]), ValueError, ['`betas`', 'at least 2']),
+    ('check_betas β=1 not last', lambda: check_betas([1., 0.5]), ValueError, ['`betas[:-1]`', '(0, 1)']),
+    ('dpm_grid spacing', lambda: dpm_grid(B, 10, spacing='leading'), ValueError, ['`spacing`', "'karras'"]),
+    ('dpm_grid karras zero SNR', lambda: dpm_grid(rescale_zero_terminal_snr(B), 10, spacing='karras'), ValueError, ['`spacing`', 'finite σ']),
+    ('ddim_sample eps zero SNR', lambda: ddim_sample(TinyUNet(channels=(8, 16)), (2, 1, 32, 32), rescale_zero_terminal_snr(B), 2, progress=False), ValueError, ['`objective`', "'v' or 'x0'"]),
+    ('dpm_solver_sample eps zero SNR', lambda: dpm_solver_sample(TinyUNet(channels=(8, 16)), (2, 1, 32, 32), rescale_zero_terminal_snr(B), 2, progress=False), ValueError, ['`objective`', 'zero terminal SNR']),
     ('DDPMCallback t_sampler', lambda: DDPMCallback(B, t_sampler='loss'), ValueError, ['`t_sampler`', "'importance'"]),
     ('ContinuousDDPMCallback t_min=0', lambda: ContinuousDDPMCallback(t_min=0.), ValueError, ['`t_min`', '(0, 1)']),
     ('NaNGuard max_ratio=0.5', lambda: NaNGuard(max_ratio=0.5), ValueError, ['`max_ratio`', '(1, inf]']),

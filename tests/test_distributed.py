@@ -1,0 +1,81 @@
+"""Two processes on CPU with the gloo backend: what changes under distributed data parallel."""
+import os, socket, tempfile
+from pathlib import Path
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+from diffnotes.timesteps import LossSecondMomentSampler, all_gather_padded
+
+T, H, WORLD = 8, 3, 2
+
+def batches(rank):
+    "Each rank's batches of (t, loss): different sizes on the two ranks, so that the padding is exercised"
+    g = torch.Generator().manual_seed(100 + rank)
+    return [(torch.randint(0, T, (n,), generator=g), torch.rand(n, generator=g, dtype=torch.float64)) for n in ((5, 3, 7) if rank == 0 else (2, 6, 4))]
+
+def free_port():
+    with socket.socket() as s: s.bind(('127.0.0.1', 0)); return s.getsockname()[1]
+
+def sampler_worker(rank, port, out):
+    dist.init_process_group('gloo', init_method=f'tcp://127.0.0.1:{port}', rank=rank, world_size=WORLD)
+    try:
+        s = LossSecondMomentSampler(T, history_per_term=H)
+        for t, l in batches(rank): s.update(t, l)
+        torch.save({'history': s.history, 'counts': s.counts, 'gathered': all_gather_padded(torch.arange(rank + 1))[0]}, Path(out) / f'{rank}.pt')
+    finally: dist.destroy_process_group()
+
+def test_importance_sampler_history_is_the_union_on_every_rank():
+    with tempfile.TemporaryDirectory() as d:
+        mp.spawn(sampler_worker, args=(free_port(), d), nprocs=WORLD)
+        got = [torch.load(Path(d) / f'{r}.pt') for r in range(WORLD)]
+    one = LossSecondMomentSampler(T, history_per_term=H)  # one process seeing the union of each step's batches, in rank order
+    for step in zip(*(batches(r) for r in range(WORLD))):
+        one.update(torch.cat([t for t, _ in step]), torch.cat([l for _, l in step]))
+    for g in got:
+        assert torch.equal(g['history'], one.history) and torch.equal(g['counts'], one.counts)
+        assert g['gathered'].tolist() == [0, 0, 1]  # rank 0 sends [0], rank 1 sends [0, 1]: padded, gathered, trimmed
+
+DRIVER = '''
+import sys, torch
+from fastai.callback.core import Callback, CancelFitException
+from diffnotes.runs import RunConfig, train_run, world, diffusion_cb
+out, dump, stop, resume = sys.argv[1], sys.argv[2], int(sys.argv[3]), (sys.argv[4] if len(sys.argv) > 4 else None)
+class Dump(Callback):
+    "Each rank saves its weights and sampler history at the end, or after epoch `stop` (a simulated kill, after the checkpoint)"
+    order = 99
+    def after_epoch(self):
+        if self.epoch + 1 == stop: self.save(); raise CancelFitException
+    def after_fit(self): self.save()
+    def save(self):
+        m = getattr(self.learn.model, 'module', self.learn.model)
+        torch.save({'model': m.state_dict(), 'history': diffusion_cb(self.learn).t_sampler.history}, f"{dump}/rank{world()[0]}.pt")
+cfg = RunConfig(channels=(8, 16), epochs=2, n_samples=8, sample_steps=5, importance=True)
+train_run(cfg, out, resume=resume, progress=False, cbs=[Dump()])
+'''
+
+def launch(n, *args):
+    "Run the driver with `n` processes under torchrun (gloo on CPU); returns its output"
+    import subprocess, sys
+    cmd = [sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node', str(n), '--master_port', str(free_port()), *args]
+    p = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, 'OMP_NUM_THREADS': '1'}, timeout=600)
+    assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
+    return p.stdout
+
+def test_two_processes_train_one_run_and_resume():
+    from diffnotes.runs import load_checkpoint
+    with tempfile.TemporaryDirectory() as d:
+        d = Path(d); (d / 'dump').mkdir(); driver = d / 'driver.py'; driver.write_text(DRIVER)
+        out = launch(2, str(driver), str(d / 'run'), str(d / 'dump'), '1')  # one epoch of two, then a simulated kill
+        ranks = [torch.load(d / 'dump' / f'rank{r}.pt') for r in range(2)]
+        for k, v in ranks[0]['model'].items(): assert torch.equal(v, ranks[1]['model'][k]), k  # bit-identical weights
+        assert torch.equal(ranks[0]['history'], ranks[1]['history'])                            # the same sampler history
+        files = ['loss.png', 'model.pt', 'samples.png', 'samples.pt']  # the cancelled fit still finishes the run
+        assert sorted(p.name for p in (d / 'run').iterdir()) == files                            # one of each, one writer
+        assert out.count('epoch 1/2') == 1                                                      # one log line, from rank 0
+        ck = load_checkpoint(d / 'run')
+        assert (ck['epochs_done'], ck['world_size'], ck['global_bs']) == (1, 2, 2 * ck['config']['bs'])
+        for k, v in ranks[0]['model'].items(): assert torch.equal(v, ck['model'][k]), k  # no 'module.' prefix: the plain model
+        launch(2, str(driver), str(d / 'run'), str(d / 'dump'), '0', str(d / 'run'))  # two processes resume to the end
+        ck = load_checkpoint(d / 'run')
+        assert (ck['epochs_done'], ck['world_size']) == (2, 2)
+        assert sorted(p.name for p in (d / 'run').iterdir()) == files
