@@ -163,30 +163,30 @@ class EMA(Callback):
                  inv_gamma:float=1.,       # warm-up time scale γ
                 ):
         self.decay, self.power, self.inv_gamma = check_range(decay, 'decay', 0, 1, lo_open=True, hi_open=True), power, inv_gamma
-        self.ema, self._state = None, None
+        self.avg, self._state = None, None
     def before_fit(self):
-        if self.ema is None:
-            self.ema = EMAModel(self.learn.model.parameters(), decay=self.decay, use_ema_warmup=True, power=self.power,
+        if self.avg is None:
+            self.avg = EMAModel(self.learn.model.parameters(), decay=self.decay, use_ema_warmup=True, power=self.power,
                                 inv_gamma=self.inv_gamma, foreach=True)
-            if self._state is not None: self.ema.load_state_dict(self._state)
-        self.ema.to(next(self.learn.model.parameters()).device)
-    def after_step(self): self.ema.step(self.learn.model.parameters())
+            if self._state is not None: self.avg.load_state_dict(self._state)
+        self.avg.to(next(self.learn.model.parameters()).device)
+    def after_step(self): self.avg.step(self.learn.model.parameters())
 
 # %% ../nbs/06_callbacks.ipynb #e5faf800
 @patch
 def ema_state(self:EMA)->dict:
     "The average's state (plain data: numbers and tensors), for checkpoints"
-    return None if self.ema is None else {**self.ema.state_dict(), 'shadow_params': [p.detach().clone() for p in self.ema.shadow_params]}
+    return None if self.avg is None else {**self.avg.state_dict(), 'shadow_params': [p.detach().clone() for p in self.avg.shadow_params]}
 
 @patch
 def load_ema_state(self:EMA, sd:dict, # from `ema_state`
                   ):
     "Restore the average from `sd` (now, or when training starts)"
-    if self.ema is None: self._state = sd
-    else: self.ema.load_state_dict(sd)
+    if self.avg is None: self._state = sd
+    else: self.avg.load_state_dict(sd)
 
 @patch
 def swap(self:EMA):
     "Exchange the model's weights and the averaged ones (call again to swap back)"
-    for s, p in zip(self.ema.shadow_params, self.learn.model.parameters()):
+    for s, p in zip(self.avg.shadow_params, self.learn.model.parameters()):
         tmp = p.detach().clone(); p.data.copy_(s); s.copy_(tmp)

@@ -435,9 +435,9 @@ def finish_run(learn, cfg:RunConfig, out, seconds:float, sample:bool=True):
     written = [out / 'model.pt', out / 'loss.png']
     if sample:
         ema = ema_cb(learn)
-        if ema and ema.ema is not None: ema.swap()  # sample with the averaged weights
+        if ema and ema.avg is not None: ema.swap()  # sample with the averaged weights
         x = sample_from(learn.model, cfg, cfg.n_samples, cfg.sampler, cfg.sample_steps, seed=cfg.seed, progress=sys.stdout.isatty())
-        if ema and ema.ema is not None: ema.swap()
+        if ema and ema.avg is not None: ema.swap()
         save_atomic(x.cpu(), out / 'samples.pt'); save_grid(x, out / 'samples.png')
         written += [out / 'samples.pt', out / 'samples.png']
     print(f"trained {cfg.epochs} epochs ({seconds:.0f}s this session); wrote {', '.join(str(p) for p in written)}", flush=True)
