@@ -325,8 +325,7 @@ class RunCheckpoint(Callback):
         self.history['values'].append([float(v) for v in r.values[-1]])
         self.history['iters'].append(len(self.history['losses']))
         self._mark = len(r.losses)
-        ck = self.checkpoint(self.epoch + 1)  # every rank builds it (the same state), rank 0 writes it
-        if is_main(): save_atomic(ck, self.path)
+        if is_main(): save_atomic(self.checkpoint(self.epoch + 1), self.path)  # the ranks hold the same state: rank 0 alone builds and writes it
         barrier()
     def checkpoint(self, epochs_done:int)->dict:
         "The checkpoint after `epochs_done` epochs"

@@ -242,8 +242,8 @@ def _karras(sched, n, rho=7.):
     ab = sched.tables['abar']
     if ab[-1] == 0: raise ValueError("`spacing` 'karras' needs a finite σ at every step; a zero-terminal-SNR schedule has σ_T = ∞")
     log_sig = ((1 - ab) / ab).sqrt().log()
-    ramp = torch.linspace(0, 1, n, dtype=torch.float64)
-    sig = (log_sig[-1].exp() ** (1 / rho) + ramp * (log_sig[0].exp() ** (1 / rho) - log_sig[-1].exp() ** (1 / rho))) ** rho
+    hi_r, lo_r = log_sig[-1].exp() ** (1 / rho), log_sig[0].exp() ** (1 / rho)  # σ_max^(1/ρ) and σ_min^(1/ρ)
+    sig = (hi_r + torch.linspace(0, 1, n, dtype=torch.float64) * (lo_r - hi_r)) ** rho
     hi = torch.searchsorted(log_sig, sig.log()).clamp(1, len(ab) - 1)  # σ grows with t: interpolate t in log σ
     w = ((sig.log() - log_sig[hi - 1]) / (log_sig[hi] - log_sig[hi - 1])).clamp(0, 1)
     return (hi - 1 + w).round().long(), torch.cat([1 / (1 + sig**2), ab.new_ones(1)])
