@@ -39,12 +39,19 @@ RECIPES = {  # name → `RunConfig` fields; on a 2-core CPU the batch size does 
     'v, Min-SNR-5, bs 32': dict(EPS, objective='v', weight='min-snr', bs=32, epochs=15),
     'v, Min-SNR-5, bs 64': dict(EPS, objective='v', weight='min-snr', bs=64),
     'v, zero terminal SNR (cosine), bs 64': dict(EPS, objective='v', zero_snr=True, bs=64),
+    'v, bs 64, lr 1e-3': dict(EPS, objective='v', bs=64, lr=1e-3),
+    'v, bs 64, lr 1e-2': dict(EPS, objective='v', bs=64, lr=1e-2),
 }
+TABLE = dict(bs=64, sampler='ddpm')  # the default recipe but for the objective and the weighting: the results table of the weighting zoo
+for obj in ('eps', 'v'):
+    for w, kw in (('none', {}), ('P2 γ=1', dict(weight='p2', gamma=1.)), ('Min-SNR-5', dict(weight='min-snr')),
+                  ('EDM', dict(weight='edm')), ('sigmoid b=0', dict(weight='sigmoid'))):
+        RECIPES[f'table {obj}, {w}'] = dict(TABLE, objective=obj, **kw)
 ALWAYS = ('default (eps)', 'eps, P2 γ=1')  # seeded three times whatever their rank: the P2 page's comparison
 EMAS = (0.999, 0.99, 0.9999)  # the run's own moving average (saved in its checkpoint), then two more kept alongside
 SAMPLERS = (('ddim', 50), ('ddpm', 50), ('dpm', 25), ('dpm', 50))
 NFE = (10, 25, 50, 100)
-CURVE_EVERY = int(os.environ.get('CURVE_EVERY', 4))  # epochs between the points of the FID-over-training curve
+CURVE_AT = tuple(map(int, os.environ.get('CURVE_AT', '1,2,5,10,15,20').split(',')))  # epochs that end with a point of the FID-over-training curve
 RUNS = Path(os.environ.get('SEARCH_RUNS', '/tmp/search_runs'))  # checkpoints stay on the machine; only results go to OUT
 
 def setup():
@@ -69,23 +76,25 @@ def train_eval(name, over, seed, out, tiny, curve=False, evals=None):
     cfg = RunConfig(**{'epochs': EPOCHS, **over, 'seed': seed, 'ema_decay': EMAS[0], **(dict(epochs=1) if tiny else {}),
                        **(dict(channels=(8, 16)) if tiny else {})})
     ev, extra = ImageEval.fashion_mnist(), [] if evals else [EMA(d) for d in EMAS[1:]]
+    cbs, points = [], []
     folder = RUNS / f"{name.replace(' ', '_').replace(',', '').replace('=', '')}_s{seed}"
-    cbs, points = list(extra), []
-    if curve:
+    if curve:  # beside the raw weights and the run's average: a slower warm-up, and two constant decays as improved-diffusion keeps
+        extra = [EMA(0.9999, power=3/4), EMA(0.999, warmup=False), EMA(0.9999, warmup=False)]
         class Curve(Callback):
             order = 95
             def after_epoch(self):
-                if (self.epoch + 1) % CURVE_EVERY: return
-                m, ema = self.learn.model, next(c for c in self.learn.cbs if isinstance(c, EMA))
-                row = {'epoch': self.epoch + 1}
-                for w in ('raw', 'ema'):
-                    if w == 'ema': ema.swap()
-                    for s, k in (('ddim', 50), ('ddpm', 50)):
-                        row[f'{w} {s}{k}'] = ev.fid(sample_from(m, cfg, n, s, k, seed=999).float().cpu())
-                    if w == 'ema': ema.swap()
+                if self.epoch + 1 not in CURVE_AT: return
+                m, avgs = self.learn.model, [c for c in self.learn.cbs if isinstance(c, EMA)]
+                row = {'epoch': self.epoch + 1, 'step': self.learn.train_iter}
+                for c in [None] + avgs:
+                    w = 'raw' if c is None else f"ema {c.decay}" + (f", warm-up p={c.power:.2f}" if c.warmup else ", no warm-up")
+                    if c is not None: c.swap()
+                    row[w] = ev.fid(sample_from(m, cfg, n, 'ddpm', 50, seed=999).float().cpu())
+                    if c is not None: c.swap()
                 m.train(); points.append(row)
                 with open(Path(out) / 'curve.jsonl', 'a') as f: f.write(json.dumps(row) + '\n')
-        cbs.append(Curve())
+        cbs += [Curve()]
+    cbs += extra
     t0 = time.time()
     learn = train_run(cfg, out=folder, sample=False, progress=False, cbs=cbs)
     secs, res = time.time() - t0, []
@@ -138,7 +147,7 @@ def gpu_preset(data, out, tiny):
 
 CPU_EVALS = (('raw', 'ddim50'), ('raw', 'ddpm50'), ('ema 0.999', 'ddpm50'), ('ema 0.999', 'dpm25'))  # sampling costs minutes on a CPU
 
-EVAL_SETS = {'cpu': CPU_EVALS, 'ddim': (('raw', 'ddim50'),)}  # 'ddim': the default sampler of the tutorials' comparisons
+EVAL_SETS = {'cpu': CPU_EVALS, 'ddim': (('raw', 'ddim50'),), 'table': (('ema 0.999', 'ddpm50'),)}  # 'ddim': the default sampler of the tutorials' comparisons
 
 def cpu_plan(a, put):
     "Run the listed 'recipe:seed[:evals]' jobs two at a time (a 2-core CPU), with a smaller set of scores"
@@ -184,7 +193,7 @@ def main():
     if a.jobs is not None: return cpu_plan(a, put)
     if a.study: return study(a, put)
     if a.nfe: return put(nfe_study(a.nfe, a.out, a.tiny, put, 100))
-    if a.curve: return put(train_eval(a.curve, RECIPES[a.curve], 0, a.out, a.tiny, True, CPU_EVALS))
+    if a.curve: return put(train_eval(a.curve, RECIPES[a.curve], 0, a.out, a.tiny, True, (('ema 0.999', 'ddpm50'),)))
     ctx = mp.get_context('spawn')
     with ctx.Pool(a.workers, maxtasksperchild=1) as pool:
         pending = []

@@ -46,13 +46,13 @@ class DiffusionCallback(Callback):
                  valid_seed:int=42,             # seed of the validation noise
                 ):
         self.sched, self.objective, self.weight, self.valid_seed = sched, check_objective(objective), weight, valid_seed
-        self.t_sampler, self.learn_variance, self.lambda_vlb, self._gen = t_sampler, learn_variance, lambda_vlb, None
+        self.t_sampler, self.learn_variance, self.lambda_vlb, self._vtab = t_sampler, learn_variance, lambda_vlb, None
     def own_loss(self): return self.weight is not None or self.t_sampler is not None or self.learn_variance
     def before_fit(self):
         self.old_loss = self.learn.loss_func
         if self.own_loss() or self.old_loss is None: self.learn.loss_func = DiffusionLoss(self.sched, self.objective, self.lambda_vlb)
-    def after_fit(self): self.learn.loss_func = self.old_loss
-    def before_validate(self): self._gen = None
+    def after_fit(self): self.learn.loss_func, self._vtab = self.old_loss, None  # the table is rebuilt, not pickled by `learn.export`
+    def before_validate(self): self._vpos = 0
 
 # %% ../nbs/06_callbacks.ipynb #88e887d3
 from fastcore.basics import patch
@@ -64,9 +64,8 @@ def before_batch(self:DiffusionCallback):
     x0 = self.xb[0]
     if len(x0) == 0: raise CancelBatchException  # fastai can hand an empty batch to an empty validation set: nothing to noisify
     if not torch.is_floating_point(x0): raise ValueError(f"the batch must hold floating-point images in [-1, 1]; got {x0.dtype}")
-    gen = None if self.training else self._valid_gen(x0.device)
-    t, r = self.draw_t(len(x0), x0.device, gen)
-    noise = torch.randn(x0.shape, generator=gen, device=x0.device, dtype=x0.dtype)
+    if self.training: t, r = self.draw_t(len(x0), x0.device, None); noise = torch.randn_like(x0)
+    else: (t, noise), r = self._valid_draws(x0), None
     x_t, _ = noisify(x0, t, self.sched, noise)
     target = get_target(self.objective, x0, noise, bcast(self.sched.lookup('abar', t), x0))
     self.learn.xb = (x_t, t)
@@ -84,9 +83,17 @@ def loss_args(self:DiffusionCallback, x0, x_t, t, r):
     return (w, r, x0, x_t, t) if self.learn_variance else (w, r)
 
 @patch
-def _valid_gen(self:DiffusionCallback, device):
-    if self._gen is None: self._gen = torch.Generator(device).manual_seed(self.valid_seed)
-    return self._gen
+def _valid_draws(self:DiffusionCallback, x0):
+    "Times and noise of validation batch `x0`, looked up by each image's position in the validation set"
+    dl = self.learn.dl
+    if self._vtab is None or self._vtab[1].shape != (dl.n, *x0.shape[1:]) or self._vtab[1].device != x0.device:
+        g = torch.Generator().manual_seed(self.valid_seed)  # one table per fit, on the CPU, whatever the device
+        t, _ = self.draw_t(dl.n, 'cpu', g)
+        self._vtab = (t.to(x0.device), torch.randn((dl.n, *x0.shape[1:]), generator=g).to(x0.device, x0.dtype))
+    first = getattr(dl, 'rank', 0) * getattr(dl, 'n_padded', 0) // getattr(dl, 'world_size', 1)  # `DistributedDL`: a block per rank
+    pos = (first + self._vpos + torch.arange(len(x0), device=x0.device)) % dl.n  # its last block repeats the first images
+    self._vpos += len(x0)
+    return self._vtab[0][pos], self._vtab[1][pos]
 
 @patch
 def after_loss(self:DiffusionCallback):
@@ -161,13 +168,15 @@ class EMA(Callback):
     def __init__(self, decay:float=0.9999, # the decay the warm-up rises to, in (0, 1)
                  power:float=2/3,          # warm-up exponent p: decay 1 − (1 + n/γ)^(−p) at step n
                  inv_gamma:float=1.,       # warm-up time scale γ
+                 warmup:bool=True,         # False: the constant `decay` from the first step, as improved-diffusion averages
                 ):
         self.decay, self.power, self.inv_gamma = check_range(decay, 'decay', 0, 1, lo_open=True, hi_open=True), power, inv_gamma
+        self.warmup = warmup
         self.avg, self._state = None, None
     def before_fit(self):
         if self.avg is None:
-            self.avg = EMAModel(self.learn.model.parameters(), decay=self.decay, use_ema_warmup=True, power=self.power,
-                                inv_gamma=self.inv_gamma, foreach=True)
+            self.avg = EMAModel(self.learn.model.parameters(), decay=self.decay, use_ema_warmup=self.warmup, power=self.power,
+                                inv_gamma=self.inv_gamma, min_decay=0. if self.warmup else self.decay, foreach=True)
             if self._state is not None: self.avg.load_state_dict(self._state)
         self.avg.to(next(self.learn.model.parameters()).device)
     def after_step(self): self.avg.step(self.learn.model.parameters())

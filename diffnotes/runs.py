@@ -7,10 +7,10 @@ Docs: https://diffnotes.github.io/diffnotes/runs.html.md"""
 # %% auto #0
 __all__ = ['MODELS', 'CALLBACKS', 'SCHEDULES', 'WEIGHTS', 'SAMPLERS', 'NFE_SAMPLERS', 'PREDICTION_TYPES', 'RunConfig',
            'field_docs', 'build_model', 'build_schedule', 'build_weight', 'build_callback', 'EpochLine', 'check_data',
-           'build_learner', 'world', 'is_main', 'barrier', 'plain', 'save_atomic', 'remove_stale', 'load_checkpoint',
-           'diffusion_cb', 'ema_cb', 'run_state', 'restore_state', 'RunCheckpoint', 'resume_config', 'seed_everything',
-           'train_run', 'save_grid', 'save_losses', 'finish_run', 'sample_from', 'load_run', 'fid_vs_nfe',
-           'export_diffusers']
+           'build_learner', 'world', 'is_main', 'group', 'barrier', 'plain', 'save_atomic', 'remove_stale',
+           'load_checkpoint', 'diffusion_cb', 'ema_cb', 'run_state', 'restore_state', 'RunCheckpoint', 'resume_config',
+           'seed_everything', 'train_run', 'save_grid', 'save_losses', 'finish_run', 'batch_seed', 'sample_from',
+           'load_run', 'fid_vs_nfe', 'export_diffusers', 'result_path']
 
 # %% ../nbs/09_runs.ipynb #6a03f0c5
 import contextlib, dataclasses, math, os, random, re, sys, time
@@ -22,15 +22,15 @@ from fastcore.basics import patch, noop
 from fastai.callback.core import Callback
 from .schedules import (check_range, check_int, check_objective, cosine_betas, linear_betas,
                                  cosine_abar, linear_abar, rescale_zero_terminal_snr)
-from .weights import p2_weights, min_snr_weights
+from .weights import p2_weights, min_snr_weights, edm_weights, sigmoid_weights
 from .diffusion import DiffusionSchedule
-from .timesteps import space_timesteps
+from .timesteps import space_timesteps, all_gather_padded
 from .models import TinyUNet, UNet
 from .callbacks import DDPMCallback, ContinuousDDPMCallback, NaNGuard, EMA
 from .samplers import ddim_sample, ddpm_sample, dpm_solver_sample
 
 # %% ../nbs/09_runs.ipynb #f1a5b382
-MODELS, CALLBACKS, SCHEDULES, WEIGHTS, SAMPLERS = ('tiny', 'unet'), ('ddpm', 'continuous'), ('cosine', 'linear'), ('none', 'p2', 'min-snr'), ('ddim', 'ddpm', 'dpm')
+MODELS, CALLBACKS, SCHEDULES, WEIGHTS, SAMPLERS = ('tiny', 'unet'), ('ddpm', 'continuous'), ('cosine', 'linear'), ('none', 'p2', 'min-snr', 'edm', 'sigmoid'), ('ddim', 'ddpm', 'dpm')
 
 # %% ../nbs/09_runs.ipynb #bd1222a9
 @dataclass
@@ -46,10 +46,11 @@ class RunConfig:
     n_train_steps:int=1000      # T, the number of diffusion steps of a discrete schedule
     zero_snr:bool=False         # rescale the discrete schedule to zero terminal SNR (Lin et al. 2023); needs objective 'v' or 'x0'
     objective:str='v'           # what the model predicts: 'eps', 'x0' or 'v'
-    weight:str='none'           # loss weighting: 'none', 'p2' or 'min-snr'
+    weight:str='none'           # loss weighting: 'none', 'p2', 'min-snr', 'edm' or 'sigmoid'
     gamma:float=1.              # P2 exponent gamma, in [0, 2]
     k:float=1.                  # P2 offset k > 0
     min_snr_gamma:float=5.      # Min-SNR clip level > 0
+    sigmoid_b:float=0.          # bias b of the sigmoid weighting, in [-20, 20]
     importance:bool=False       # importance-sample t (Improved DDPM; discrete only)
     learn_variance:bool=False   # learn the variance with the hybrid loss (discrete only)
     epochs:int=20               # epochs of one-cycle training
@@ -97,7 +98,7 @@ def check(self:RunConfig):
     self.n_train_steps, self.epochs, self.bs = check_int(self.n_train_steps, 'n_train_steps', 2, 100_000), check_int(self.epochs, 'epochs', 1, 100_000), check_int(self.bs, 'bs', 1, 65_536)
     self.seed, self.n_samples = check_int(self.seed, 'seed', 0, 2**63 - 1), check_int(self.n_samples, 'n_samples', 1, 1_000_000)
     self.sample_steps = check_int(self.sample_steps, 'sample_steps', 1, self.n_train_steps)
-    for name, lo, hi, lo_open in (('gamma', 0, 2, False), ('k', 0, 1e6, True), ('min_snr_gamma', 0, 1e6, True), ('lr', 0, 1, True), ('max_loss_ratio', 1, math.inf, True)):
+    for name, lo, hi, lo_open in (('gamma', 0, 2, False), ('k', 0, 1e6, True), ('min_snr_gamma', 0, 1e6, True), ('sigmoid_b', -20, 20, False), ('lr', 0, 1, True), ('max_loss_ratio', 1, math.inf, True)):
         setattr(self, name, float(check_range(getattr(self, name), name, lo, hi, lo_open=lo_open)))
     self.ema_decay = float(check_range(self.ema_decay, 'ema_decay', 0, 1, hi_open=True))
     for name in ('importance', 'learn_variance', 'zero_snr'):
@@ -106,6 +107,8 @@ def check(self:RunConfig):
         raise ValueError("`importance` and `learn_variance` need `callback` 'ddpm' (a discrete schedule)")
     if self.zero_snr and (self.callback == 'continuous' or self.objective == 'eps'):
         raise ValueError("`zero_snr` needs `callback` 'ddpm' and `objective` 'v' or 'x0': at SNR = 0 an ε-prediction says nothing about the image")
+    if self.zero_snr and self.weight == 'edm':
+        raise ValueError("`weight` 'edm' cannot take `zero_snr`: its ε-weight 1 + 1/(σ_data² SNR) is infinite at SNR = 0")
     if self.model == 'tiny' and self.size % 2 ** (len(self.channels) - 1):
         raise ValueError(f"`size` must be a multiple of {2 ** (len(self.channels) - 1)} for a TinyUNet with {len(self.channels)} resolutions; got {self.size}")
     return self
@@ -131,6 +134,8 @@ def build_weight(cfg:RunConfig, # the run's configuration
     "The weighting as a picklable callable of SNR, or None"
     if cfg.weight == 'p2': return partial(p2_weights, gamma=cfg.gamma, k=cfg.k)
     if cfg.weight == 'min-snr': return partial(min_snr_weights, gamma=cfg.min_snr_gamma)
+    if cfg.weight == 'edm': return edm_weights
+    if cfg.weight == 'sigmoid': return partial(sigmoid_weights, b=cfg.sigmoid_b)
     return None
 
 # %% ../nbs/09_runs.ipynb #2c229c3b
@@ -191,10 +196,15 @@ def is_main()->bool:
     "True on rank 0, the process that writes files"
     return world()[0] == 0
 
+def group()->tuple:
+    "`(rank, world_size)` of the initialized process group, or `(0, 1)` without one: the ranks that take part in a collective"
+    import torch.distributed as dist
+    return (dist.get_rank(), dist.get_world_size()) if dist.is_available() and dist.is_initialized() else (0, 1)
+
 def barrier():
     "Wait until every rank gets here (nothing to wait for in one process)"
     import torch.distributed as dist
-    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1: dist.barrier()
+    if group()[1] > 1: dist.barrier()
 
 # %% ../nbs/09_runs.ipynb #0b0d8d59
 from fastai.distributed import DistributedDL
@@ -395,7 +405,7 @@ def train_run(cfg:RunConfig=None,  # the run's configuration (default `RunConfig
     if done < cfg.epochs:
         ctx = learn.distrib_ctx(cpu=not torch.cuda.is_available()) if world()[1] > 1 else contextlib.nullcontext()  # accelerate needs `cpu` for gloo
         with ctx: learn.fit_one_cycle(cfg.epochs, cfg.lr, start_epoch=done)
-    if is_main(): finish_run(learn, cfg, out, time.time() - start, sample)
+    finish_run(learn, cfg, out, time.time() - start, sample)  # every rank: the sampling is shared
     barrier()
     return learn
 
@@ -428,20 +438,27 @@ def save_losses(learn, # a Learner whose `RunCheckpoint` holds the run's loss hi
 
 # %% ../nbs/09_runs.ipynb #077cf13e
 def finish_run(learn, cfg:RunConfig, out, seconds:float, sample:bool=True):
-    "Write `loss.png` and, with `sample`, `samples.pt` and `samples.png` of a trained run"
-    out = Path(out)
-    save_losses(learn, out / 'loss.png')
+    "Write `loss.png` and, with `sample`, `samples.pt` and `samples.png` of a trained run (every rank samples its share; rank 0 writes)"
+    out, main = Path(out), is_main()
+    if main: save_losses(learn, out / 'loss.png')
     written = [out / 'model.pt', out / 'loss.png']
     if sample:
         ema = ema_cb(learn)
         if ema and ema.avg is not None: ema.swap()  # sample with the averaged weights
         x = sample_from(learn.model, cfg, cfg.n_samples, cfg.sampler, cfg.sample_steps, seed=cfg.seed, progress=sys.stdout.isatty())
         if ema and ema.avg is not None: ema.swap()
-        save_atomic(x.cpu(), out / 'samples.pt'); save_grid(x, out / 'samples.png')
+        if main: save_atomic(x.cpu(), out / 'samples.pt'); save_grid(x, out / 'samples.png')
         written += [out / 'samples.pt', out / 'samples.png']
-    print(f"trained {cfg.epochs} epochs ({seconds:.0f}s this session); wrote {', '.join(str(p) for p in written)}", flush=True)
+    if main: print(f"trained {cfg.epochs} epochs ({seconds:.0f}s this session); wrote {', '.join(str(p) for p in written)}", flush=True)
 
 # %% ../nbs/09_runs.ipynb #056b0cd9
+def batch_seed(seed:int, # the seed of a draw of samples, ≥ 0
+               k:int,    # the index of a batch of that draw
+              )->int:
+    "The seed of batch `k`: `seed` itself for the first batch, `SeedSequence((seed, k))` for the others, so no two batches share noise"
+    import numpy as np
+    return seed if k == 0 else int(np.random.SeedSequence([seed, k]).generate_state(1, np.uint64)[0] >> 1)
+
 def sample_from(model,              # a trained model
                 cfg:RunConfig,      # its configuration
                 n:int=64,           # number of images
@@ -452,21 +469,33 @@ def sample_from(model,              # a trained model
                 bs:int=256,         # images per sampling batch
                 device=None,        # default: the model's device
                 progress:bool=False,# show fastprogress bars
+                split:bool=True,    # share the batches among the ranks of a process group (then every rank must call)
                )->torch.Tensor:
     "Draw `n` images from a model trained with configuration `cfg`, clamped to [-1, 1] as diffusers' pipelines clamp theirs"
     check_int(n, 'n', 1, 10**6); _choice(sampler, 'sampler', SAMPLERS); check_range(eta, 'eta', 0, 10)
     steps = check_int(steps, 'steps', 1, cfg.n_train_steps)
     if sampler == 'ddpm' and cfg.callback == 'continuous': sampler, eta = 'ddim', 1.  # ancestral sampling in continuous time is DDIM with η = 1
-    sched, model, out = build_schedule(cfg), model.eval(), []
-    g = torch.Generator(device or next(model.parameters()).device).manual_seed(seed)
-    for i in range(0, n, bs):
+    sched, model, dev = build_schedule(cfg), model.eval(), device or next(model.parameters()).device
+    rank, ws = group() if split else (0, 1)
+    mine = list(range(0, n, bs))[rank::ws]  # batch k goes to rank k mod ws
+    out = [torch.empty(0, cfg.in_channels, cfg.size, cfg.size, device=dev)]
+    for i in mine:
         shape = (min(bs, n - i), cfg.in_channels, cfg.size, cfg.size)
+        g = torch.Generator(dev).manual_seed(batch_seed(seed, i // bs))
         kw = dict(objective=cfg.objective, generator=g, device=device, progress=progress)
         if sampler == 'ddim': out.append(ddim_sample(model, shape, sched, steps, eta, 'trailing' if cfg.zero_snr else 'leading', **kw))
         elif sampler == 'dpm': out.append(dpm_solver_sample(model, shape, sched, steps, **kw))
         else: out.append(ddpm_sample(model, shape, sched, 'learned_range' if cfg.learn_variance else 'fixed_small',
                                      steps=space_timesteps(cfg.n_train_steps, [steps]), **kw))
-    return torch.cat(out).clamp(-1, 1)  # DPM-Solver++ does not clip x̂0 (diffusers' default), so a few pixels overshoot
+    x = torch.cat(out)
+    if ws > 1: x = _in_order(all_gather_padded(x)[0], n, bs, ws)
+    return x.clamp(-1, 1)  # DPM-Solver++ does not clip x̂0 (diffusers' default), so a few pixels overshoot
+
+def _in_order(x, n, bs, ws):
+    "The images gathered rank by rank (rank r: batches r, r + ws, …) back in batch order"
+    ks = [k for r in range(ws) for k in range(r, -(-n // bs), ws)]
+    parts = x.split([min(bs, n - k * bs) for k in ks])
+    return torch.cat([p for _, p in sorted(zip(ks, parts), key=lambda kp: kp[0])])
 
 # %% ../nbs/09_runs.ipynb #0ef5cfcc
 def load_run(path,          # a checkpoint or run folder
@@ -524,3 +553,11 @@ def export_diffusers(run,  # a checkpoint or run folder of a `model='unet'`, `ca
                           variance_type='learned_range' if cfg.learn_variance else 'fixed_small')
     DDPMPipeline(unet=unet, scheduler=sched).save_pretrained(out)
     return out
+
+# %% ../nbs/09_runs.ipynb #b2c29ae0
+def result_path(name:str, # a file name, e.g. 'p2_results.json'
+               )->Path:
+    "The stored result `name`: a file in the `results` folder of the installed package, where slow cells write and result cells read"
+    import diffnotes
+    if not name or Path(name).name != name: raise ValueError(f"`name` must be a plain file name, without folders; got {name!r}")
+    return Path(diffnotes.__file__).parent / 'results' / name

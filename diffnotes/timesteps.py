@@ -109,7 +109,7 @@ def update(self:LossSecondMomentSampler, t, # steps of the batch, shape (B,)
     self.history, self.counts = flat[:-1].view(T, H), self.counts + n_in_batch
 
 # %% ../nbs/03_timesteps.ipynb #a22594cf
-def all_gather_padded(*xs, # 1-d tensors of the same length on this rank (the lengths may differ between ranks)
+def all_gather_padded(*xs, # tensors with the same first dimension on this rank (it may differ between ranks)
                      )->tuple:
     "Each tensor concatenated over the ranks of `torch.distributed`, in rank order; `xs` unchanged without a process group"
     import torch.distributed as dist
@@ -120,8 +120,8 @@ def all_gather_padded(*xs, # 1-d tensors of the same length on this rank (the le
     sizes = [int(k) for k in ns]  # one host read per batch; the gradient all-reduce of DDP waits for the ranks anyway
     out = []
     for x in xs:
-        bufs = [x.new_zeros(max(sizes)) for _ in sizes]
-        dist.all_gather(bufs, torch.cat([x, x.new_zeros(max(sizes) - len(x))]))
+        bufs = [x.new_zeros(max(sizes), *x.shape[1:]) for _ in sizes]
+        dist.all_gather(bufs, torch.cat([x, x.new_zeros(max(sizes) - len(x), *x.shape[1:])]))
         out.append(torch.cat([b[:k] for b, k in zip(bufs, sizes)]))
     return tuple(out)
 

@@ -6,7 +6,8 @@ Docs: https://diffnotes.github.io/diffnotes/weights.html.md"""
 
 # %% auto #0
 __all__ = ['ho_weights', 'continuous_weights', 'continuous_weights_fn', 'p2_weights', 'p2_lambda', 'plot_p2_weights',
-           'min_snr_weights', 'eps_weight', 'eps_mse', 'weight_zoo', 'plot_weight_zoo', 'weight_table']
+           'min_snr_weights', 'eps_weight', 'eps_mse', 'edm_weights', 'sigmoid_weights', 'weight_zoo',
+           'plot_weight_zoo', 'weight_table']
 
 # %% ../nbs/01_weights.ipynb #addc1605
 import math, warnings
@@ -122,6 +123,25 @@ def eps_mse(mse,             # per-sample MSE of the objective, shape (B,)
     snr = check_range(as_float(snr, 'snr'), 'snr', 0)
     return mse * snr if objective == 'x0' else mse / (1 + 1 / snr)
 
+# %% ../nbs/01_weights.ipynb #d639d4da
+def edm_weights(snr,                  # SNR values, in [0, inf]
+                sigma_data:float=0.5, # EDM's σ_data, the scale of the data, > 0
+                objective:str='eps',  # whose MSE the weight multiplies: 'eps', 'x0' or 'v'
+               )->torch.Tensor:
+    "EDM's weight λ(σ) = (σ² + σ_data²)/(σ σ_data)², σ² = 1/SNR, on the MSE of `objective`"
+    check_objective(objective)
+    check_range(sigma_data, 'sigma_data', 0, lo_open=True)
+    snr, c = check_range(as_float(snr, 'snr'), 'snr', 0), sigma_data ** -2
+    if objective == 'eps': return 1 + c / snr
+    return snr + c if objective == 'x0' else 1 + (c - 1) / (snr + 1)
+
+def sigmoid_weights(snr,        # SNR values, in [0, inf]
+                    b:float=0., # bias: the log-SNR where the weight is 1/2, in [-20, 20]
+                   )->torch.Tensor:
+    "Kingma & Gao's sigmoid weighting on the ε-MSE: sigmoid(b − log SNR) = 1 / (1 + SNR·e^(−b))"
+    check_range(b, 'b', -20, 20)
+    return 1 / (1 + check_range(as_float(snr, 'snr'), 'snr', 0) * math.exp(-b))
+
 # %% ../nbs/01_weights.ipynb #becbb064
 def weight_zoo(abar:torch.Tensor, # ᾱ over the steps
               )->dict:
@@ -132,6 +152,7 @@ def weight_zoo(abar:torch.Tensor, # ᾱ over the steps
              'v objective, unweighted': eps_weight(1., s, 'v'),
              'P2 γ=0.5': p2_weights(s, 0.5), 'P2 γ=1': p2_weights(s, 1.),
              'Min-SNR-5': min_snr_weights(s, 5.),
+             'EDM (σ_data = 0.5)': edm_weights(s), 'sigmoid, b = 0': sigmoid_weights(s),
              'VLB': 1 / lam}
     return {k: (lam * e) / (lam * e).sum() for k, e in eps_w.items()}
 

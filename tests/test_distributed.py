@@ -21,7 +21,8 @@ def sampler_worker(rank, port, out):
     try:
         s = LossSecondMomentSampler(T, history_per_term=H)
         for t, l in batches(rank): s.update(t, l)
-        torch.save({'history': s.history, 'counts': s.counts, 'gathered': all_gather_padded(torch.arange(rank + 1))[0]}, Path(out) / f'{rank}.pt')
+        torch.save({'history': s.history, 'counts': s.counts, 'gathered': all_gather_padded(torch.arange(rank + 1))[0],
+                    'images': all_gather_padded(torch.full((rank + 1, 1, 2, 2), float(rank)))[0]}, Path(out) / f'{rank}.pt')
     finally: dist.destroy_process_group()
 
 def test_importance_sampler_history_is_the_union_on_every_rank():
@@ -34,11 +35,12 @@ def test_importance_sampler_history_is_the_union_on_every_rank():
     for g in got:
         assert torch.equal(g['history'], one.history) and torch.equal(g['counts'], one.counts)
         assert g['gathered'].tolist() == [0, 0, 1]  # rank 0 sends [0], rank 1 sends [0, 1]: padded, gathered, trimmed
+        assert g['images'].shape == (3, 1, 2, 2) and g['images'][:, 0, 0, 0].tolist() == [0., 1., 1.]  # and so do images
 
 DRIVER = '''
 import sys, torch
 from fastai.callback.core import Callback, CancelFitException
-from diffnotes.runs import RunConfig, train_run, world, diffusion_cb
+from diffnotes.runs import RunConfig, train_run, world, diffusion_cb, ema_cb, sample_from
 out, dump, stop, resume = sys.argv[1], sys.argv[2], int(sys.argv[3]), (sys.argv[4] if len(sys.argv) > 4 else None)
 class Dump(Callback):
     "Each rank saves its weights and sampler history at the end, or after epoch `stop` (a simulated kill, after the checkpoint)"
@@ -48,9 +50,13 @@ class Dump(Callback):
     def after_fit(self): self.save()
     def save(self):
         m = getattr(self.learn.model, 'module', self.learn.model)
-        torch.save({'model': m.state_dict(), 'history': diffusion_cb(self.learn).t_sampler.history}, f"{dump}/rank{world()[0]}.pt")
-cfg = RunConfig(channels=(8, 16), epochs=2, n_samples=8, sample_steps=5, importance=True)
-train_run(cfg, out, resume=resume, progress=False, cbs=[Dump()])
+        torch.save({'model': m.state_dict(), 'history': diffusion_cb(self.learn).t_sampler.history,
+                    'valid_loss': self.learn.recorder.values[-1][1], 'ema': [p.clone() for p in ema_cb(self.learn).avg.shadow_params]},
+                   f"{dump}/rank{world()[0]}.pt")
+cfg = RunConfig(channels=(8, 16), epochs=3, n_samples=8, sample_steps=5, importance=True)
+learn = train_run(cfg, out, resume=resume, progress=False, cbs=[Dump()])
+torch.save(sample_from(learn.model, cfg, 5, 'ddpm', 3, bs=2), f"{dump}/samples{world()[0]}.pt")  # batches shared by the ranks
+
 '''
 
 def launch(n, *args):
@@ -61,21 +67,40 @@ def launch(n, *args):
     assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
     return p.stdout
 
-def test_two_processes_train_one_run_and_resume():
-    from diffnotes.runs import load_checkpoint
+def single_process(cfg, model_sd):
+    "A one-process Learner of `cfg` holding the weights `model_sd`"
+    from diffnotes.runs import build_learner
+    learn = build_learner(cfg, None, False)
+    learn.model.load_state_dict(model_sd)
+    return learn
+
+def test_two_processes_train_one_run_and_resume_across_world_sizes():
+    from diffnotes.runs import load_checkpoint, RunConfig, sample_from
     with tempfile.TemporaryDirectory() as d:
         d = Path(d); (d / 'dump').mkdir(); driver = d / 'driver.py'; driver.write_text(DRIVER)
-        out = launch(2, str(driver), str(d / 'run'), str(d / 'dump'), '1')  # one epoch of two, then a simulated kill
+        out = launch(2, str(driver), str(d / 'run'), str(d / 'dump'), '1')  # one epoch of three, then a simulated kill
         ranks = [torch.load(d / 'dump' / f'rank{r}.pt') for r in range(2)]
         for k, v in ranks[0]['model'].items(): assert torch.equal(v, ranks[1]['model'][k]), k  # bit-identical weights
         assert torch.equal(ranks[0]['history'], ranks[1]['history'])                            # the same sampler history
+        assert all(torch.equal(a, b) for a, b in zip(ranks[0]['ema'], ranks[1]['ema']))          # and the same moving average
         files = ['loss.png', 'model.pt', 'samples.png', 'samples.pt']  # the cancelled fit still finishes the run
         assert sorted(p.name for p in (d / 'run').iterdir()) == files                            # one of each, one writer
-        assert out.count('epoch 1/2') == 1                                                      # one log line, from rank 0
+        assert out.count('epoch 1/3') == 1                                                      # one log line, from rank 0
         ck = load_checkpoint(d / 'run')
         assert (ck['epochs_done'], ck['world_size'], ck['global_bs']) == (1, 2, 2 * ck['config']['bs'])
         for k, v in ranks[0]['model'].items(): assert torch.equal(v, ck['model'][k]), k  # no 'module.' prefix: the plain model
-        launch(2, str(driver), str(d / 'run'), str(d / 'dump'), '0', str(d / 'run'))  # two processes resume to the end
+        cfg = RunConfig(**ck['config'])
+        one = single_process(cfg, ranks[0]['model'])
+        for r in ranks: assert abs(r['valid_loss'] - one.validate()[0]) < 1e-5  # the validation loss of one process, on each rank
+        threads = torch.get_num_threads(); torch.set_num_threads(1)  # as each rank (OMP_NUM_THREADS=1): the same sums, bit for bit
+        try: x = sample_from(one.model, cfg, 5, 'ddpm', 3, bs=2)
+        finally: torch.set_num_threads(threads)
+        for r in range(2): assert torch.equal(torch.load(d / 'dump' / f'samples{r}.pt'), x)  # shared sampling = one process's
+        launch(1, str(driver), str(d / 'run'), str(d / 'dump'), '2', str(d / 'run'))  # one process resumes epoch 2 …
         ck = load_checkpoint(d / 'run')
-        assert (ck['epochs_done'], ck['world_size']) == (2, 2)
+        assert (ck['epochs_done'], ck['world_size'], ck['global_bs']) == (2, 1, ck['config']['bs'])
+        launch(2, str(driver), str(d / 'run'), str(d / 'dump'), '0', str(d / 'run'))  # … and two processes finish the run
+        ck = load_checkpoint(d / 'run')
+        assert (ck['epochs_done'], ck['world_size']) == (3, 2)
+        assert len(ck['history']['values']) == 3  # one validation row per epoch, across the three launches
         assert sorted(p.name for p in (d / 'run').iterdir()) == files

@@ -1,5 +1,5 @@
 "The documentation preview: every page builds without Quarto, and pages render in headless Chromium."
-import os, shutil, subprocess, sys
+import os, re, shutil, subprocess, sys
 from pathlib import Path
 import pytest
 
@@ -16,7 +16,8 @@ def preview():
 def test_preview_builds_every_page(preview):
     nbs = [p for p in (ROOT/'nbs').rglob('*.ipynb') if not p.name.startswith('_') and '.ipynb_checkpoints' not in str(p)]
     for nb in nbs:
-        page = (preview/nb.relative_to(ROOT/'nbs')).with_suffix('.html')
+        rel = nb.relative_to(ROOT/'nbs')
+        page = (preview/rel).with_name(re.sub(r'^\d+_', '', rel.name)).with_suffix('.html')  # the site drops the number
         assert page.exists(), page
         text = page.read_text()
         assert 'Traceback (most recent call last)' not in text, page
@@ -37,3 +38,22 @@ def test_page_renders_in_chromium(preview, tmp_path, page, title):
     shot = tmp_path/'page.png'
     _chromium(f'--screenshot={shot}', '--window-size=1200,1600', url, tmp=tmp_path/'profile2')
     assert shot.exists() and shot.stat().st_size > 10_000
+
+def _norm(s): return re.sub(r'[^0-9a-z]', '', s.lower())  # Quarto and nbconvert spell heading ids differently
+
+def test_links_resolve_and_no_private_anchors(preview):
+    "Every relative link of the preview reaches a page that exists, and an anchor on it; none targets a private name"
+    ids, bad = {}, []
+    def anchors(p):
+        if p not in ids: ids[p] = {_norm(a) for a in re.findall(r'id="([^"]+)"', p.read_text())}
+        return ids[p]
+    pages = list(preview.rglob('*.html'))
+    for page in pages:
+        for href in re.findall(r'href="([^"]+)"', page.read_text()):
+            if href.startswith(('http:', 'https:', 'mailto:', 'data:', 'javascript:')): continue
+            path, _, frag = href.partition('#')
+            target = page if not path else (page.parent / path).resolve()
+            if not target.exists(): bad.append(f"{page.relative_to(preview)}: dead link {href}")
+            elif frag.startswith('_'): bad.append(f"{page.relative_to(preview)}: private anchor {href}")
+            elif frag and target.suffix == '.html' and _norm(frag) not in anchors(target): bad.append(f"{page.relative_to(preview)}: no anchor {href}")
+    assert len(pages) > 15 and not bad, bad

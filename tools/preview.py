@@ -8,7 +8,7 @@ nbdev directives removed, `show_doc` rendered, the title cell turned into front 
 nbconvert's HTML export of the stored outputs. Nothing is executed. Pages keep their figures as
 embedded images; files the notebooks link to (nbs/figures) are copied beside them.
 """
-import argparse, html, json, shutil, sys
+import argparse, html, json, re, shutil, sys
 from pathlib import Path
 import nbformat, yaml
 from nbconvert import HTMLExporter
@@ -61,7 +61,7 @@ def build(out=OUT):
     for p in sorted(cache.rglob('*.ipynb')):
         rel = p.relative_to(cache)
         page, fm = render_page(p, exporter)
-        dest = (out/rel).with_suffix('.html')
+        dest = (out/rel).with_name(re.sub(r'^\d+_', '', rel.name)).with_suffix('.html')  # as the site names it: 00_schedules → schedules.html
         dest.parent.mkdir(parents=True, exist_ok=True)
         dest.write_text(page)
         pages.append((str(rel), dest.relative_to(out), fm.get('title', rel.stem)))
