@@ -45,8 +45,9 @@ RECIPES = {  # name → `RunConfig` fields; on a 2-core CPU the batch size does 
 TABLE = dict(bs=64, sampler='ddpm')  # the default recipe but for the objective and the weighting: the results table of the weighting zoo
 for obj in ('eps', 'v'):
     for w, kw in (('none', {}), ('P2 γ=1', dict(weight='p2', gamma=1.)), ('Min-SNR-5', dict(weight='min-snr')),
-                  ('EDM', dict(weight='edm')), ('sigmoid b=0', dict(weight='sigmoid'))):
-        RECIPES[f'table {obj}, {w}'] = dict(TABLE, objective=obj, **kw)
+                  ('EDM', dict(weight='edm')), ('sigmoid b=-2', dict(weight='sigmoid', sigmoid_b=-2.))):  # b = 0 would be P2 γ=1, k=1
+        if not (w == 'EDM' and obj == 'eps'):  # refused: EDM's weight on the ε-MSE is unbounded in the noise
+            RECIPES[f'table {obj}, {w}'] = dict(TABLE, objective=obj, **kw)
 ALWAYS = ('default (eps)', 'eps, P2 γ=1')  # seeded three times whatever their rank: the P2 page's comparison
 EMAS = (0.999, 0.99, 0.9999)  # the run's own moving average (saved in its checkpoint), then two more kept alongside
 SAMPLERS = (('ddim', 50), ('ddpm', 50), ('dpm', 25), ('dpm', 50))

@@ -8,7 +8,7 @@ Docs: https://diffnotes.github.io/diffnotes/callbacks.html.md"""
 __all__ = ['DiffusionLoss', 'DiffusionCallback', 'DDPMCallback', 'ContinuousDDPMCallback', 'NaNGuard', 'EMA']
 
 # %% ../nbs/06_callbacks.ipynb #9f391aa8
-import math
+import inspect, math
 import torch
 from fastai.callback.core import Callback, CancelBatchException
 from fastai.callback.fp16 import MixedPrecision
@@ -37,9 +37,10 @@ class DiffusionLoss:
 class DiffusionCallback(Callback):
     "Turn clean-image batches into `(x_t, t)` and the loss's `yb` for a `DiffusionSchedule`; see `DDPMCallback`"
     order = MixedPrecision.order - 1  # noisify before autocast starts
+    _stateattrs = ('_vtab',)  # fastai's `Stateful`: the validation table is not pickled (`learn.export`), and is rebuilt
     def __init__(self, sched:DiffusionSchedule, # the diffusion process
                  objective:str='eps',           # what the model predicts: 'eps', 'x0' or 'v'
-                 weight=None,                   # callable SNR → per-sample weight on the ε-MSE (None: unweighted)
+                 weight=None,                   # callable SNR → per-sample weight on the ε-MSE, or on the objective's MSE if it takes `objective` (None: unweighted)
                  t_sampler=None,                # a `LossSecondMomentSampler` (discrete only), or None for uniform t
                  learn_variance:bool=False,     # add Improved DDPM's bound term for a 2×-channel model (discrete only)
                  lambda_vlb:float=0.001,        # weight λ of the bound in the hybrid loss
@@ -47,11 +48,13 @@ class DiffusionCallback(Callback):
                 ):
         self.sched, self.objective, self.weight, self.valid_seed = sched, check_objective(objective), weight, valid_seed
         self.t_sampler, self.learn_variance, self.lambda_vlb, self._vtab = t_sampler, learn_variance, lambda_vlb, None
+        self.native = weight is not None and 'objective' in inspect.signature(weight).parameters  # the weight's own form for each objective
+    def _init_state(self): super()._init_state(); self._vtab = None
     def own_loss(self): return self.weight is not None or self.t_sampler is not None or self.learn_variance
     def before_fit(self):
         self.old_loss = self.learn.loss_func
         if self.own_loss() or self.old_loss is None: self.learn.loss_func = DiffusionLoss(self.sched, self.objective, self.lambda_vlb)
-    def after_fit(self): self.learn.loss_func, self._vtab = self.old_loss, None  # the table is rebuilt, not pickled by `learn.export`
+    def after_fit(self): self.learn.loss_func, self._vtab = self.old_loss, None
     def before_validate(self): self._vpos = 0
 
 # %% ../nbs/06_callbacks.ipynb #88e887d3
@@ -78,7 +81,7 @@ def loss_args(self:DiffusionCallback, x0, x_t, t, r):
     if self.weight is None: w = torch.ones(len(x0), device=x0.device)
     else:
         s = self.sched.lookup('snr', t)
-        w = eps_mse(self.weight(s), s, self.objective).float()
+        w = (self.weight(s, objective=self.objective) if self.native else eps_mse(self.weight(s), s, self.objective)).float()
     r = torch.ones_like(w) if r is None else r
     return (w, r, x0, x_t, t) if self.learn_variance else (w, r)
 
@@ -86,14 +89,15 @@ def loss_args(self:DiffusionCallback, x0, x_t, t, r):
 def _valid_draws(self:DiffusionCallback, x0):
     "Times and noise of validation batch `x0`, looked up by each image's position in the validation set"
     dl = self.learn.dl
-    if self._vtab is None or self._vtab[1].shape != (dl.n, *x0.shape[1:]) or self._vtab[1].device != x0.device:
-        g = torch.Generator().manual_seed(self.valid_seed)  # one table per fit, on the CPU, whatever the device
-        t, _ = self.draw_t(dl.n, 'cpu', g)
-        self._vtab = (t.to(x0.device), torch.randn((dl.n, *x0.shape[1:]), generator=g).to(x0.device, x0.dtype))
+    n = getattr(dl, 'n', None) or len(getattr(dl, 'dataset', x0))  # fastai's DataLoaders know their length; a list of batches does not
+    if self._vtab is None or self._vtab[1].shape != (n, *x0.shape[1:]):
+        g = torch.Generator().manual_seed(self.valid_seed)  # one table per fit, kept on the CPU: only a batch's rows go to the device
+        t, _ = self.draw_t(n, 'cpu', g)
+        self._vtab = (t, torch.randn((n, *x0.shape[1:]), generator=g))
     first = getattr(dl, 'rank', 0) * getattr(dl, 'n_padded', 0) // getattr(dl, 'world_size', 1)  # `DistributedDL`: a block per rank
-    pos = (first + self._vpos + torch.arange(len(x0), device=x0.device)) % dl.n  # its last block repeats the first images
+    pos = (first + self._vpos + torch.arange(len(x0))) % n  # its last block repeats the first images
     self._vpos += len(x0)
-    return self._vtab[0][pos], self._vtab[1][pos]
+    return self._vtab[0][pos].to(x0.device), self._vtab[1][pos].to(x0.device, x0.dtype)
 
 @patch
 def after_loss(self:DiffusionCallback):
@@ -168,7 +172,7 @@ class EMA(Callback):
     def __init__(self, decay:float=0.9999, # the decay the warm-up rises to, in (0, 1)
                  power:float=2/3,          # warm-up exponent p: decay 1 − (1 + n/γ)^(−p) at step n
                  inv_gamma:float=1.,       # warm-up time scale γ
-                 warmup:bool=True,         # False: the constant `decay` from the first step, as improved-diffusion averages
+                 warmup:bool=True,         # False: a constant `decay` (after the first update, which copies the weights), as improved-diffusion averages
                 ):
         self.decay, self.power, self.inv_gamma = check_range(decay, 'decay', 0, 1, lo_open=True, hi_open=True), power, inv_gamma
         self.warmup = warmup

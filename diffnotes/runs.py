@@ -10,7 +10,7 @@ __all__ = ['MODELS', 'CALLBACKS', 'SCHEDULES', 'WEIGHTS', 'SAMPLERS', 'NFE_SAMPL
            'build_learner', 'world', 'is_main', 'group', 'barrier', 'plain', 'save_atomic', 'remove_stale',
            'load_checkpoint', 'diffusion_cb', 'ema_cb', 'run_state', 'restore_state', 'RunCheckpoint', 'resume_config',
            'seed_everything', 'train_run', 'save_grid', 'save_losses', 'finish_run', 'batch_seed', 'sample_from',
-           'load_run', 'fid_vs_nfe', 'export_diffusers', 'result_path']
+           'load_run', 'fid_vs_nfe', 'result_path', 'export_diffusers']
 
 # %% ../nbs/09_runs.ipynb #6a03f0c5
 import contextlib, dataclasses, math, os, random, re, sys, time
@@ -107,8 +107,8 @@ def check(self:RunConfig):
         raise ValueError("`importance` and `learn_variance` need `callback` 'ddpm' (a discrete schedule)")
     if self.zero_snr and (self.callback == 'continuous' or self.objective == 'eps'):
         raise ValueError("`zero_snr` needs `callback` 'ddpm' and `objective` 'v' or 'x0': at SNR = 0 an ε-prediction says nothing about the image")
-    if self.zero_snr and self.weight == 'edm':
-        raise ValueError("`weight` 'edm' cannot take `zero_snr`: its ε-weight 1 + 1/(σ_data² SNR) is infinite at SNR = 0")
+    if self.weight == 'edm' and self.objective == 'eps':
+        raise ValueError("`weight` 'edm' needs `objective` 'v' or 'x0': on the ε-MSE its weight 1 + 1/(σ_data² SNR) is unbounded in the noise")
     if self.model == 'tiny' and self.size % 2 ** (len(self.channels) - 1):
         raise ValueError(f"`size` must be a multiple of {2 ** (len(self.channels) - 1)} for a TinyUNet with {len(self.channels)} resolutions; got {self.size}")
     return self
@@ -478,7 +478,7 @@ def sample_from(model,              # a trained model
     sched, model, dev = build_schedule(cfg), model.eval(), device or next(model.parameters()).device
     rank, ws = group() if split else (0, 1)
     mine = list(range(0, n, bs))[rank::ws]  # batch k goes to rank k mod ws
-    out = [torch.empty(0, cfg.in_channels, cfg.size, cfg.size, device=dev)]
+    out = [torch.empty(0, cfg.in_channels, cfg.size, cfg.size, device=dev, dtype=next(model.parameters()).dtype)]
     for i in mine:
         shape = (min(bs, n - i), cfg.in_channels, cfg.size, cfg.size)
         g = torch.Generator(dev).manual_seed(batch_seed(seed, i // bs))
@@ -533,6 +533,14 @@ def fid_vs_nfe(model,                  # a trained model, e.g. from `load_run`
             rows.append({'sampler': name, 'nfe': k, **{c: r[c] for c in ('n', 'fid', 'fid_ci95', 'floor', 'kid')}})
     return rows
 
+# %% ../nbs/09_runs.ipynb #b2c29ae0
+def result_path(name:str, # a file name, e.g. 'p2_results.json'
+               )->Path:
+    "The stored result `name`: a file in the `results` folder of the installed package, where slow cells write and result cells read"
+    import diffnotes
+    if not name or Path(name).name != name: raise ValueError(f"`name` must be a plain file name, without folders; got {name!r}")
+    return Path(diffnotes.__file__).parent / 'results' / name
+
 # %% ../nbs/09_runs.ipynb #bca089c0
 PREDICTION_TYPES = {'eps': 'epsilon', 'x0': 'sample', 'v': 'v_prediction'}
 
@@ -553,11 +561,3 @@ def export_diffusers(run,  # a checkpoint or run folder of a `model='unet'`, `ca
                           variance_type='learned_range' if cfg.learn_variance else 'fixed_small')
     DDPMPipeline(unet=unet, scheduler=sched).save_pretrained(out)
     return out
-
-# %% ../nbs/09_runs.ipynb #b2c29ae0
-def result_path(name:str, # a file name, e.g. 'p2_results.json'
-               )->Path:
-    "The stored result `name`: a file in the `results` folder of the installed package, where slow cells write and result cells read"
-    import diffnotes
-    if not name or Path(name).name != name: raise ValueError(f"`name` must be a plain file name, without folders; got {name!r}")
-    return Path(diffnotes.__file__).parent / 'results' / name

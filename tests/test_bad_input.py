@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest, torch
 warnings.filterwarnings('ignore', message='`torch.jit.script` is deprecated')
 from diffnotes.schedules import linear_betas, cosine_betas, cosine_abar, abar_from_betas, snr, logsnr, check_betas, rescale_zero_terminal_snr
-from diffnotes.weights import p2_weights, min_snr_weights, eps_weight, eps_mse, continuous_weights
+from diffnotes.weights import p2_weights, min_snr_weights, eps_weight, eps_mse, continuous_weights, edm_weights, sigmoid_weights
 from diffnotes.diffusion import noisify, get_target, x0_eps_from_pred, DiffusionSchedule, hybrid_loss
 from diffnotes.timesteps import uniform_steps, LossSecondMomentSampler, space_timesteps, respace_betas
 from diffnotes.samplers import ddim_step, ddpm_step, sampling_steps, ddim_sample, ddpm_sample, dpm_grid, dpm_solver_sample
@@ -126,6 +126,10 @@ API = [
     ('RunConfig importance continuous', lambda: RunConfig(callback='continuous', importance=True), ValueError, ['`callback`', "'ddpm'"]),
     ('RunConfig zero_snr eps', lambda: RunConfig(zero_snr=True, objective='eps'), ValueError, ['`zero_snr`', "'v' or 'x0'"]),
     ('RunConfig zero_snr continuous', lambda: RunConfig(zero_snr=True, callback='continuous'), ValueError, ['`zero_snr`', "`callback` 'ddpm'"]),
+    ('RunConfig edm eps', lambda: RunConfig(weight='edm', objective='eps'), ValueError, ["`weight` 'edm'", "'v' or 'x0'"]),
+    ('RunConfig sigmoid_b', lambda: RunConfig(weight='sigmoid', sigmoid_b=25.), ValueError, ['`sigmoid_b`', '[-20, 20]']),
+    ('edm_weights sigma_data', lambda: edm_weights(torch.ones(2), sigma_data=-1.), ValueError, ['`sigma_data`', '(0, inf]']),
+    ('sigmoid_weights snr', lambda: sigmoid_weights(torch.tensor([-1.])), ValueError, ['`snr`', '[0, inf]']),
     ('RunConfig sampler euler', lambda: RunConfig(sampler='euler'), ValueError, ['`sampler`', "'dpm'"]),
     ('rescale_zero_terminal_snr one step', lambda: rescale_zero_terminal_snr([0.5]), ValueError, ['`betas`', 'at least 2']),
     ('check_betas β=1 not last', lambda: check_betas([1., 0.5]), ValueError, ['`betas[:-1]`', '(0, 1)']),

@@ -55,7 +55,10 @@ class Dump(Callback):
                    f"{dump}/rank{world()[0]}.pt")
 cfg = RunConfig(channels=(8, 16), epochs=3, n_samples=8, sample_steps=5, importance=True)
 learn = train_run(cfg, out, resume=resume, progress=False, cbs=[Dump()])
-torch.save(sample_from(learn.model, cfg, 5, 'ddpm', 3, bs=2), f"{dump}/samples{world()[0]}.pt")  # batches shared by the ranks
+calls = [0]  # model calls on this rank: batches 0 and 2 on rank 0, batch 1 on rank 1, three steps each
+hook = learn.model.register_forward_hook(lambda *a: calls.__setitem__(0, calls[0] + 1))
+x = sample_from(learn.model, cfg, 5, 'ddpm', 3, bs=2)  # batches shared by the ranks
+torch.save({'x': x, 'calls': calls[0]}, f"{dump}/samples{world()[0]}.pt")
 
 '''
 
@@ -95,7 +98,9 @@ def test_two_processes_train_one_run_and_resume_across_world_sizes():
         threads = torch.get_num_threads(); torch.set_num_threads(1)  # as each rank (OMP_NUM_THREADS=1): the same sums, bit for bit
         try: x = sample_from(one.model, cfg, 5, 'ddpm', 3, bs=2)
         finally: torch.set_num_threads(threads)
-        for r in range(2): assert torch.equal(torch.load(d / 'dump' / f'samples{r}.pt'), x)  # shared sampling = one process's
+        drawn = [torch.load(d / 'dump' / f'samples{r}.pt') for r in range(2)]
+        for r in drawn: assert torch.equal(r['x'], x)           # shared sampling = one process's, on every rank
+        assert [r['calls'] for r in drawn] == [2 * 3, 1 * 3]     # and each rank drew only its own batches
         launch(1, str(driver), str(d / 'run'), str(d / 'dump'), '2', str(d / 'run'))  # one process resumes epoch 2 …
         ck = load_checkpoint(d / 'run')
         assert (ck['epochs_done'], ck['world_size'], ck['global_bs']) == (2, 1, ck['config']['bs'])

@@ -3,7 +3,7 @@ import json, os, subprocess, sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-HIDDEN = ('#| hide', '#|hide', '#| echo: false', '#| include: false')
+HIDDEN = ('#| hide', '#|hide', '#| echo: false', '#| include: false', '#| eval: false')
 
 def visible_code(nb):
     "The code of `nb`'s cells that the rendered page shows, in order, without their `#|` directives"

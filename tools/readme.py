@@ -34,7 +34,7 @@ def render(cfg=None):
     body, res = MarkdownExporter().from_notebook_node(nb, resources={'output_files_dir': FILES_DIR})
     body = re.sub(r'\n{3,}', '\n\n', re.sub(r'[ \t]+\n', '\n', body))
     nbs = cfg.nbs_path.relative_to(cfg.config_path).as_posix()
-    site = f"{cfg.doc_host.rstrip('/')}/{cfg.doc_baseurl.strip('/')}"
+    site = '/'.join(x for x in (cfg.doc_host.rstrip('/'), cfg.doc_baseurl.strip('/')) if x)
     body = re.sub(r'\]\((?!https?:|/|#)([^)]+\.html(?:#[^)]*)?)\)', lambda m: f']({site}/{m.group(1)})', body)  # pages: on the site
     body = re.sub(r'\]\((?!https?:|/|#|' + FILES_DIR + r')([^)]+)\)', lambda m: f']({nbs}/{m.group(1)})', body)  # files: relative to nbs/
     return head + body.strip() + '\n', dict(res.get('outputs', {}))
