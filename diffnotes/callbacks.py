@@ -90,14 +90,14 @@ def _valid_draws(self:DiffusionCallback, x0):
     "Times and noise of validation batch `x0`, looked up by each image's position in the validation set"
     dl = self.learn.dl
     n = getattr(dl, 'n', None) or len(getattr(dl, 'dataset', x0))  # fastai's DataLoaders know their length; a list of batches does not
-    if self._vtab is None or self._vtab[1].shape != (n, *x0.shape[1:]):
-        g = torch.Generator().manual_seed(self.valid_seed)  # one table per fit, kept on the CPU: only a batch's rows go to the device
+    if self._vtab is None or self._vtab[1].shape != (n, *x0.shape[1:]) or self._vtab[1].device != x0.device:
+        g = torch.Generator().manual_seed(self.valid_seed)  # drawn on the CPU (the same table on any device), copied to the batch's device once
         t, _ = self.draw_t(n, 'cpu', g)
-        self._vtab = (t, torch.randn((n, *x0.shape[1:]), generator=g))
+        self._vtab = (t.to(x0.device), torch.randn((n, *x0.shape[1:]), generator=g).to(x0.device, x0.dtype))
     first = getattr(dl, 'rank', 0) * getattr(dl, 'n_padded', 0) // getattr(dl, 'world_size', 1)  # `DistributedDL`: a block per rank
-    pos = (first + self._vpos + torch.arange(len(x0))) % n  # its last block repeats the first images
+    pos = (first + self._vpos + torch.arange(len(x0), device=x0.device)) % n  # its last block repeats the first images
     self._vpos += len(x0)
-    return self._vtab[0][pos].to(x0.device), self._vtab[1][pos].to(x0.device, x0.dtype)
+    return self._vtab[0][pos], self._vtab[1][pos]
 
 @patch
 def after_loss(self:DiffusionCallback):
