@@ -20,7 +20,7 @@ import multiprocessing as mp
 from pathlib import Path
 
 EPOCHS = 20  # the default run's epochs; every recipe here keeps its model and batch size, so its time per epoch
-EPS = dict(objective='eps', bs=128, sampler='ddim')  # the default before the search
+EPS = dict(objective='eps', weight='none', bs=128, sampler='ddim')  # the default before the search
 RECIPES = {  # name → `RunConfig` fields; on a 2-core CPU the batch size does not change the time per epoch
     'default (eps)': EPS,
     'eps, P2 γ=1': dict(EPS, weight='p2', gamma=1.),
@@ -42,7 +42,7 @@ RECIPES = {  # name → `RunConfig` fields; on a 2-core CPU the batch size does 
     'v, bs 64, lr 1e-3': dict(EPS, objective='v', bs=64, lr=1e-3),
     'v, bs 64, lr 1e-2': dict(EPS, objective='v', bs=64, lr=1e-2),
 }
-TABLE = dict(bs=64, sampler='ddpm')  # the default recipe but for the objective and the weighting: the results table of the weighting zoo
+TABLE = dict(weight='none', bs=64, sampler='ddpm')  # the default recipe but for the objective and the weighting: the results table of the weighting zoo
 for obj in ('eps', 'v'):
     for w, kw in (('none', {}), ('P2 γ=1', dict(weight='p2', gamma=1.)), ('Min-SNR-5', dict(weight='min-snr')),
                   ('EDM', dict(weight='edm')), ('sigmoid b=-2', dict(weight='sigmoid', sigmoid_b=-2.))):  # b = 0 would be P2 γ=1, k=1
@@ -68,36 +68,23 @@ def score(ev, x, n_boot):
 def train_eval(name, over, seed, out, tiny, curve=False, evals=None):
     "Train one recipe with one seed, then score raw and averaged weights under each sampler (or only the `evals` pairs)"
     torch = setup()
-    from diffnotes.runs import RunConfig, train_run, sample_from
+    from diffnotes.runs import RunConfig, train_run, sample_from, FIDCurve
     from diffnotes.callbacks import EMA
     from diffnotes.eval import ImageEval
-    from fastai.callback.core import Callback
     n = 64 if tiny else 512
     over = {**RECIPES.get(name, {}), **over}  # the recipe's fields in full, whatever the library's defaults are
     cfg = RunConfig(**{'epochs': EPOCHS, **over, 'seed': seed, 'ema_decay': EMAS[0], **(dict(epochs=1) if tiny else {}),
                        **(dict(channels=(8, 16)) if tiny else {})})
     ev, extra = ImageEval.fashion_mnist(), [] if evals else [EMA(d) for d in EMAS[1:]]
-    cbs, points = [], []
+    cbs = []
     folder = RUNS / f"{name.replace(' ', '_').replace(',', '').replace('=', '')}_s{seed}"
     if curve:  # beside the raw weights and the run's average: a slower warm-up, and two constant decays as improved-diffusion keeps
         extra = [EMA(0.9999, power=3/4), EMA(0.999, warmup=False), EMA(0.9999, warmup=False)]
-        class Curve(Callback):
-            order = 95
-            def after_epoch(self):
-                if self.epoch + 1 not in CURVE_AT: return
-                m, avgs = self.learn.model, [c for c in self.learn.cbs if isinstance(c, EMA)]
-                row = {'epoch': self.epoch + 1, 'step': self.learn.train_iter}
-                for c in [None] + avgs:
-                    w = 'raw' if c is None else f"ema {c.decay}" + (f", warm-up p={c.power:.2f}" if c.warmup else ", no warm-up")
-                    if c is not None: c.swap()
-                    row[w] = ev.fid(sample_from(m, cfg, n, 'ddpm', 50, seed=999).float().cpu())
-                    if c is not None: c.swap()
-                m.train(); points.append(row)
-                with open(Path(out) / 'curve.jsonl', 'a') as f: f.write(json.dumps(row) + '\n')
-        cbs += [Curve()]
+        cbs += [FIDCurve(cfg, ev, CURVE_AT, n, 'ddpm', 50, seed=999, path=Path(out) / 'curve.jsonl')]
     cbs += extra
     t0 = time.time()
-    learn = train_run(cfg, out=folder, sample=False, progress=False, cbs=cbs)
+    resume = folder if (folder / 'model.pt').exists() else None  # a search cut short goes on where its runs stopped
+    learn = train_run(cfg, out=folder, resume=resume, sample=False, progress=False, cbs=cbs)
     secs, res = time.time() - t0, []
     emas = [next(c for c in learn.cbs if isinstance(c, EMA) and c.decay == EMAS[0])] + extra
     for w, e in [('raw', None)] + [(f'ema {d}', c) for d, c in zip(EMAS, emas)]:
@@ -109,7 +96,7 @@ def train_eval(name, over, seed, out, tiny, curve=False, evals=None):
             res.append({'weights': w, 'sampler': f'{s}{k}', 'sample_s': time.time() - t1, **score(ev, x, 100)})
         if e is not None: e.swap()
     return {'kind': 'recipe', 'recipe': name, 'overrides': over, 'seed': seed, 'train_s': secs, 'device': str(learn.dls.device),
-            'folder': str(folder), 'scores': res, 'curve': points}
+            'folder': str(folder), 'resumed': resume is not None, 'scores': res, 'curve': next((c.rows for c in cbs if isinstance(c, FIDCurve)), [])}
 
 def nfe_study(folder, out, tiny, put=None, n_boot=200):
     "FID against the number of model calls for four samplers on one trained model (its moving average); rows go to `put` as they come"

@@ -177,19 +177,21 @@ class EMA(Callback):
         self.decay, self.power, self.inv_gamma = check_range(decay, 'decay', 0, 1, lo_open=True, hi_open=True), power, inv_gamma
         self.warmup = warmup
         self.avg, self._state = None, None
-    def before_fit(self):
+    def make(self)->EMAModel:
+        "The average of `learn.model`'s weights: made on first use, from the restored state if there is one"
         if self.avg is None:
             self.avg = EMAModel(self.learn.model.parameters(), decay=self.decay, use_ema_warmup=self.warmup, power=self.power,
                                 inv_gamma=self.inv_gamma, min_decay=0. if self.warmup else self.decay, foreach=True)
             if self._state is not None: self.avg.load_state_dict(self._state)
-        self.avg.to(next(self.learn.model.parameters()).device)
+        return self.avg
+    def before_fit(self): self.make().to(next(self.learn.model.parameters()).device)
     def after_step(self): self.avg.step(self.learn.model.parameters())
 
 # %% ../nbs/06_callbacks.ipynb #e5faf800
 @patch
 def ema_state(self:EMA)->dict:
     "The average's state (plain data: numbers and tensors), for checkpoints"
-    return None if self.avg is None else {**self.avg.state_dict(), 'shadow_params': [p.detach().clone() for p in self.avg.shadow_params]}
+    return self._state if self.avg is None else {**self.avg.state_dict(), 'shadow_params': [p.detach().clone() for p in self.avg.shadow_params]}
 
 @patch
 def load_ema_state(self:EMA, sd:dict, # from `ema_state`
@@ -200,6 +202,6 @@ def load_ema_state(self:EMA, sd:dict, # from `ema_state`
 
 @patch
 def swap(self:EMA):
-    "Exchange the model's weights and the averaged ones (call again to swap back)"
-    for s, p in zip(self.avg.shadow_params, self.learn.model.parameters()):
+    "Exchange the model's weights and the averaged ones (call again to swap back); works before any fit, as on a finished run resumed"
+    for s, p in zip(self.make().shadow_params, self.learn.model.parameters()):
         tmp = p.detach().clone(); p.data.copy_(s); s.copy_(tmp)

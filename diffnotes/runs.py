@@ -10,15 +10,15 @@ __all__ = ['MODELS', 'CALLBACKS', 'SCHEDULES', 'WEIGHTS', 'SAMPLERS', 'NFE_SAMPL
            'build_learner', 'world', 'is_main', 'group', 'barrier', 'plain', 'save_atomic', 'remove_stale',
            'load_checkpoint', 'diffusion_cb', 'ema_cb', 'run_state', 'restore_state', 'RunCheckpoint', 'resume_config',
            'seed_everything', 'train_run', 'save_grid', 'save_losses', 'finish_run', 'batch_seed', 'sample_from',
-           'load_run', 'fid_vs_nfe', 'result_path', 'export_diffusers']
+           'load_run', 'fid_vs_nfe', 'FIDCurve', 'result_path', 'export_diffusers']
 
 # %% ../nbs/09_runs.ipynb #6a03f0c5
-import contextlib, dataclasses, math, os, random, re, sys, time
+import contextlib, dataclasses, json, math, os, random, re, sys, time
 from dataclasses import dataclass, asdict, fields
 from functools import partial
 from pathlib import Path
 import torch
-from fastcore.basics import patch, noop
+from fastcore.basics import patch, noop, store_attr
 from fastai.callback.core import Callback
 from .schedules import (check_range, check_int, check_objective, cosine_betas, linear_betas,
                                  cosine_abar, linear_abar, rescale_zero_terminal_snr)
@@ -46,7 +46,7 @@ class RunConfig:
     n_train_steps:int=1000      # T, the number of diffusion steps of a discrete schedule
     zero_snr:bool=False         # rescale the discrete schedule to zero terminal SNR (Lin et al. 2023); needs objective 'v' or 'x0'
     objective:str='v'           # what the model predicts: 'eps', 'x0' or 'v'
-    weight:str='none'           # loss weighting: 'none', 'p2', 'min-snr', 'edm' or 'sigmoid'
+    weight:str='p2'             # loss weighting: 'none', 'p2', 'min-snr', 'edm' or 'sigmoid'
     gamma:float=1.              # P2 exponent gamma, in [0, 2]
     k:float=1.                  # P2 offset k > 0
     min_snr_gamma:float=5.      # Min-SNR clip level > 0
@@ -384,7 +384,7 @@ def _prepare(cfg, out, resume, dls, progress):
     return learn, done
 
 # %% ../nbs/09_runs.ipynb #483bb733
-def train_run(cfg:RunConfig=None,  # the run's configuration (default `RunConfig()`; ignored with `resume` but for the sampling options)
+def train_run(cfg:RunConfig=None,  # the run's configuration (default `RunConfig()`); with `resume`, only its sampling options count, and None keeps the checkpoint's
               out='runs/default',  # folder for the checkpoint, the loss plot and the samples
               resume=None,         # a checkpoint or run folder to continue to its planned epochs
               dls=None,            # DataLoaders to use instead of `cfg.data`
@@ -394,11 +394,11 @@ def train_run(cfg:RunConfig=None,  # the run's configuration (default `RunConfig
              ):
     "Train (or resume) a run, writing `model.pt` after every epoch, then `loss.png`, `samples.pt` and `samples.png`; returns the Learner"
     from fastai.callback.schedule import fit_one_cycle  # noqa: F401 (patches Learner)
-    cfg = cfg or RunConfig()
     if resume is not None:
         resume = Path(resume)
         out = resume if resume.is_dir() else resume.parent
-        cfg = resume_config(load_checkpoint(resume), {k: getattr(cfg, k) for k in _sample_keys})
+        cfg = resume_config(load_checkpoint(resume), None if cfg is None else {k: getattr(cfg, k) for k in _sample_keys})
+    cfg = cfg or RunConfig()
     learn, done = _prepare(cfg, out, resume, dls, progress)
     if cbs: learn.add_cbs(cbs)
     start = time.time()
@@ -429,6 +429,7 @@ def save_losses(learn, # a Learner whose `RunCheckpoint` holds the run's loss hi
     "Plot the training and validation losses of the whole run with fastai's `Recorder.plot_loss`"
     import matplotlib.pyplot as plt
     h, r = next(c for c in learn.cbs if isinstance(c, RunCheckpoint)).history, learn.recorder
+    if 'metric_names' not in vars(r): r.before_fit()  # a finished run resumed fits no epoch, and fastai names the columns in `before_fit`
     r.losses, r.values, r.iters = [torch.tensor(l) for l in h['losses']], h['values'], h['iters']
     fig, ax = plt.subplots(figsize=(6, 4))
     r.plot_loss(skip_start=0, ax=ax)
@@ -444,9 +445,9 @@ def finish_run(learn, cfg:RunConfig, out, seconds:float, sample:bool=True):
     written = [out / 'model.pt', out / 'loss.png']
     if sample:
         ema = ema_cb(learn)
-        if ema and ema.avg is not None: ema.swap()  # sample with the averaged weights
+        if ema: ema.swap()  # sample with the averaged weights (restored from the checkpoint even when no epoch ran)
         x = sample_from(learn.model, cfg, cfg.n_samples, cfg.sampler, cfg.sample_steps, seed=cfg.seed, progress=sys.stdout.isatty())
-        if ema and ema.avg is not None: ema.swap()
+        if ema: ema.swap()
         if main: save_atomic(x.cpu(), out / 'samples.pt'); save_grid(x, out / 'samples.png')
         written += [out / 'samples.pt', out / 'samples.png']
     if main: print(f"trained {cfg.epochs} epochs ({seconds:.0f}s this session); wrote {', '.join(str(p) for p in written)}", flush=True)
@@ -532,6 +533,37 @@ def fid_vs_nfe(model,                  # a trained model, e.g. from `load_run`
             r = ev.report(x, n_boot)
             rows.append({'sampler': name, 'nfe': k, **{c: r[c] for c in ('n', 'fid', 'fid_ci95', 'floor', 'kid')}})
     return rows
+
+# %% ../nbs/09_runs.ipynb #71572cae
+class FIDCurve(Callback):
+    "FID of the raw weights and of every `EMA` callback's average at chosen epochs, from the same starting noise each time"
+    order = EMA.order + 5  # after the averages have taken the epoch's last step
+    def __init__(self, cfg:RunConfig,         # the run's configuration, for `sample_from`
+                 ev,                          # an `ImageEval`, e.g. `ImageEval.fashion_mnist()`
+                 epochs=(5, 10, 15, 20),      # epochs (counted from 1) that end with a point
+                 n:int=512,                   # samples per point
+                 sampler:str='ddpm',          # the sampler of every point
+                 steps:int=50,                # its number of steps
+                 seed:int=999,                # seed of the starting noise, the same at every point
+                 path=None,                   # a JSON-lines file that each point is appended to as it comes (by rank 0)
+                ):
+        store_attr(); self.rows = []
+    def after_epoch(self):
+        if self.epoch + 1 in self.epochs: self.add_point()
+
+@patch
+def add_point(self:FIDCurve):
+    "Score the raw weights, then each average swapped in (and out again), and keep the point"
+    row = {'epoch': self.epoch + 1, 'step': self.learn.train_iter}
+    for c in [None] + [c for c in self.learn.cbs if isinstance(c, EMA)]:
+        name = 'raw' if c is None else f"ema {c.decay}" + (f", warm-up p={c.power:.2f}" if c.warmup else ", no warm-up")
+        if c is not None: c.swap()
+        try: row[name] = self.ev.fid(sample_from(self.learn.model, self.cfg, self.n, self.sampler, self.steps, seed=self.seed).float().cpu())
+        finally:
+            if c is not None: c.swap()
+    self.learn.model.train(); self.rows.append(row)
+    if self.path is not None and is_main():
+        with open(self.path, 'a') as f: f.write(json.dumps(row) + '\n')
 
 # %% ../nbs/09_runs.ipynb #b2c29ae0
 def result_path(name:str, # a file name, e.g. 'p2_results.json'

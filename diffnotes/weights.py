@@ -163,7 +163,7 @@ def plot_weight_zoo(abar:torch.Tensor, # ᾱ over the steps
                    ):
     "Plot every weighting of `weight_zoo` against log-SNR"
     import matplotlib.pyplot as plt
-    if ax is None: _, ax = plt.subplots(figsize=(7, 4.5))
+    if ax is None: _, ax = plt.subplots(figsize=(6, 3.9))
     x = logsnr(abar)
     for name, w in weight_zoo(abar).items(): ax.plot(x, w, '--' if name == 'VLB' else '-', label=name)
     ax.set(yscale='log', ylim=(1e-9, 1), xlabel='log SNR', ylabel='normalised weight relative to the bound', title=title)
