@@ -46,7 +46,7 @@ class RunConfig:
     n_train_steps:int=1000      # T, the number of diffusion steps of a discrete schedule
     zero_snr:bool=False         # rescale the discrete schedule to zero terminal SNR (Lin et al. 2023); needs objective 'v' or 'x0'
     objective:str='v'           # what the model predicts: 'eps', 'x0' or 'v'
-    weight:str='p2'             # loss weighting: 'none', 'p2', 'min-snr', 'edm' or 'sigmoid'
+    weight:str='min-snr'        # loss weighting: 'none', 'p2', 'min-snr', 'edm' or 'sigmoid'
     gamma:float=1.              # P2 exponent gamma, in [0, 2]
     k:float=1.                  # P2 offset k > 0
     min_snr_gamma:float=5.      # Min-SNR clip level > 0
