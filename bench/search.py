@@ -160,6 +160,19 @@ def collect(folders, dest):
     Path(dest).write_text(json.dumps(rows, indent=1, ensure_ascii=False) + '\n')
     print(f"{len(rows)} rows → {dest}")
 
+def collect_table(folders, dest):
+    "The 'table …' rows of `folders`' results.jsonl files as the weighting zoo stores them (`diffnotes/results/weighting_table.json`)"
+    ws, rows = ('none', 'P2 γ=1', 'Min-SNR-5', 'EDM', 'sigmoid b=-2'), {}
+    for f in folders:
+        for r in map(json.loads, open(Path(f) / 'results.jsonl')):
+            if r['kind'] != 'recipe' or not r['recipe'].startswith('table '): continue
+            obj, w = r['recipe'][len('table '):].split(', ', 1)
+            s = next(s for s in r['scores'] if (s['weights'], s['sampler']) == ('ema 0.999', 'ddpm50'))
+            rows[obj, w, r['seed']] = {'objective': obj, 'weighting': w, 'seed': r['seed'], **{k: s[k] for k in ('n', 'fid', 'fid_ci95', 'floor')}}
+    out = sorted(rows.values(), key=lambda r: (('eps', 'v').index(r['objective']), ws.index(r['weighting']), r['seed']))
+    Path(dest).write_text(json.dumps(out, indent=1, ensure_ascii=False) + '\n')
+    print(f"{len(out)} rows → {dest}")
+
 def best_fid(r): return min(s['fid'] for s in r['scores'])
 
 def main():
@@ -173,8 +186,10 @@ def main():
     p.add_argument('--nfe', default=None, help='a trained run folder: only the FID-vs-NFE study of its moving average')
     p.add_argument('--jobs', nargs='*', default=None, help="CPU plan: only these 'recipe:seed' jobs, two at a time, scored with `CPU_EVALS`")
     p.add_argument('--collect', nargs='*', default=None, help='result folders to merge into OUT, a JSON file of the recipe rows')
+    p.add_argument('--collect-table', nargs='*', default=None, help="result folders whose 'table …' rows go to OUT, as the weighting zoo stores them")
     a = p.parse_args()
     if a.collect is not None: return collect(a.collect, a.out)
+    if a.collect_table is not None: return collect_table(a.collect_table, a.out)
     out = Path(a.out); out.mkdir(parents=True, exist_ok=True)
     log, t0 = open(out / 'results.jsonl', 'a'), time.time()
     def put(r): log.write(json.dumps(r) + '\n'); log.flush(); print(f"[{time.time() - t0:.0f}s] {r['kind']} {r.get('recipe', '')} {r.get('seed', '')}", flush=True)
