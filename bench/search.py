@@ -162,14 +162,14 @@ def collect(folders, dest):
 
 def collect_table(folders, dest):
     "The 'table …' rows of `folders`' results.jsonl files as the weighting zoo stores them (`diffnotes/results/weighting_table.json`)"
-    ws, rows = ('none', 'P2 γ=1', 'Min-SNR-5', 'EDM', 'sigmoid b=-2'), {}
+    rows = {}
     for f in folders:
         for r in map(json.loads, open(Path(f) / 'results.jsonl')):
             if r['kind'] != 'recipe' or not r['recipe'].startswith('table '): continue
             obj, w = r['recipe'][len('table '):].split(', ', 1)
             s = next(s for s in r['scores'] if (s['weights'], s['sampler']) == ('ema 0.999', 'ddpm50'))
             rows[obj, w, r['seed']] = {'objective': obj, 'weighting': w, 'seed': r['seed'], **{k: s[k] for k in ('n', 'fid', 'fid_ci95', 'floor')}}
-    out = sorted(rows.values(), key=lambda r: (('eps', 'v').index(r['objective']), ws.index(r['weighting']), r['seed']))
+    out = sorted(rows.values(), key=lambda r: (list(RECIPES).index(f"table {r['objective']}, {r['weighting']}"), r['seed']))  # the order of `RECIPES`
     Path(dest).write_text(json.dumps(out, indent=1, ensure_ascii=False) + '\n')
     print(f"{len(out)} rows → {dest}")
 
