@@ -11,7 +11,7 @@ model calls (the default run's sampling time). Then:
 - the FID-vs-NFE study on the best recipe's seed-0 model (its 0.999 moving average);
 - an FID-over-training curve, raw weights against their moving average, on the default recipe;
 - with `--full`, the GPU preset: all 60k training images, a diffusers UNet of at most 16M parameters,
-  25 epochs, scored at n=2048 with DDIM (100 steps) and DPM-Solver++ (25 steps).
+  25 epochs, scored at n=2048 (and n=512, as the CPU table) with DDIM (100 steps), DPM-Solver++ (25) and ancestral (100, 50).
 Results go to OUT as JSON lines as they arrive, so a run cut short still returns what it finished.
 `--tiny` shrinks everything (one epoch, a small model, n=64) to check the script on a CPU in minutes.
 """
@@ -116,9 +116,9 @@ def nfe_study(folder, out, tiny, put=None, n_boot=200):
     return {'kind': 'nfe', 'folder': str(folder), 'config': {k: str(v) for k, v in cfg.__dict__.items()}, 'rows': rows}
 
 def gpu_preset(data, out, tiny):
-    "The full training set, a diffusers UNet, 25 epochs; FID at n=2048 for DDIM 100 and DPM-Solver++ 25"
+    "The full training set, a diffusers UNet, 25 epochs; FID at n=2048 (and of its first 512) for DDIM 100, DPM-Solver++ 25 and ancestral 100 and 50"
     torch = setup()
-    from diffnotes.runs import RunConfig, train_run, sample_from, build_model
+    from diffnotes.runs import RunConfig, train_run, sample_from, build_model, save_grid
     from diffnotes.eval import ImageEval
     cfg = RunConfig(data='embedded' if tiny else data, model='unet', channels=(8, 16) if tiny else (64, 128, 256), objective='v', weight='min-snr',
                     epochs=1 if tiny else 25, bs=256, lr=5e-4, ema_decay=0.999, n_samples=8)
@@ -127,9 +127,13 @@ def gpu_preset(data, out, tiny):
     learn = train_run(cfg, out=RUNS / 'gpu_preset', sample=False, progress=False)
     secs, ev, n, res = time.time() - t0, ImageEval.fashion_mnist(), 128 if tiny else 2048, []
     ema = next(c for c in learn.cbs if type(c).__name__ == 'EMA'); ema.swap()
-    for s, k in (('ddim', 100), ('dpm', 25), ('ddpm', 100)):
+    for s, k in (('ddim', 100), ('dpm', 25), ('ddpm', 100), ('ddpm', 50)):
+        t1 = time.time()
         x = sample_from(learn.model, cfg, n, s, k, seed=5, bs=512)
-        res.append({'sampler': f'{s}{k}', **score(ev, x, 200)})
+        secs_s = time.time() - t1
+        save_grid(x, Path(out) / f"preset_{s}{k}.png")
+        res.append({'sampler': f'{s}{k}', 'sample_s': secs_s, **score(ev, x, 200), 'at_512': score(ev, x[:512], 200)})  # n=512 as the CPU table scores
+        print(f"preset {s}{k}: FID {res[-1]['fid']:.2f} (n={n}), {res[-1]['at_512']['fid']:.2f} (n=512)", flush=True)
     return {'kind': 'gpu_preset', 'config': {k: str(v) for k, v in cfg.__dict__.items()}, 'params': params, 'train_s': secs,
             'device': torch.cuda.get_device_name() if torch.cuda.is_available() else 'cpu', 'scores': res}
 
@@ -216,7 +220,7 @@ def main():
             if not stage2_started and len(stage1) == min(a.recipes, len(RECIPES)):
                 stage2_started = True
                 top = sorted(stage1, key=best_fid)
-                if time.time() - t0 < a.deadline:
+                if top and time.time() - t0 < a.deadline:  # `--recipes 0`: the GPU preset alone
                     submit(nfe_study, top[0]['folder'], str(out), a.tiny)
                     for r in top[:4] + [r for r in stage1 if r['recipe'] in ALWAYS and r not in top[:4]]:
                         for seed in (1, 2): submit(train_eval, r['recipe'], r['overrides'], seed, str(out), a.tiny)

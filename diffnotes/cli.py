@@ -14,6 +14,7 @@ from pathlib import Path
 import torch
 from fastcore.docments import docments
 warnings.filterwarnings('ignore', message='`torch.jit.script` is deprecated')  # fastai's imports trigger it under torch ≥ 2.10; the command's users cannot act on it
+from fastai.torch_core import default_device
 from .schedules import linear_betas, cosine_betas, abar_from_betas, plot_abar, plot_logsnr
 from .weights import weight_table, plot_p2_weights, plot_weight_zoo
 from .runs import RunConfig, field_docs, train_run, resume_config, load_checkpoint, load_run, sample_from, save_atomic, save_grid, export_diffusers
@@ -60,14 +61,14 @@ def sample(run:str,              # a checkpoint, or a run folder holding `model.
            steps:int=50,         # sampling steps
            eta:float=0.,         # DDIM η in [0, 10]: 0 deterministic, 1 DDPM-like
            n:int=64,             # number of images
-           seed:int=0,           # seed of the noise
+           seed:int=0,           # seed of the noise (drawn on the GPU when there is one: a GPU's images differ from a CPU's)
           ):
     "Draw `n` images from a trained run; writes `out`.png (a grid) and `out`.pt"
     targets = [Path(f'{out}.pt'), Path(f'{out}.png')]
     for t in targets:
         if t.exists(): raise ValueError(f"`out` {out}: {t} already exists; choose another `out` (sample never overwrites a file)")
     model, cfg = load_run(run)
-    x = sample_from(model, cfg, n, sampler, steps, eta, seed)
+    x = sample_from(model.to(default_device()), cfg, n, sampler, steps, eta, seed).cpu()  # on the GPU when there is one (its noise is the GPU's)
     if not torch.isfinite(x).all(): raise FloatingPointError(f"the samples are not finite ({sampler}, {steps} steps, η={eta}); nothing was written")
     targets[0].parent.mkdir(parents=True, exist_ok=True)
     save_atomic(x, targets[0]); save_grid(x, targets[1])

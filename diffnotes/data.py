@@ -110,6 +110,7 @@ def to_model_scale(x,            # uint8 images (N, H, W) or (N, C, H, W), value
 # %% ../nbs/05_data.ipynb #da16bf1d
 from fastai.data.core import DataLoaders
 from fastai.data.load import DataLoader
+from fastai.torch_core import default_device
 
 # %% ../nbs/05_data.ipynb #15f3cdb9
 class ImageTensors(torch.utils.data.Dataset):
@@ -128,11 +129,12 @@ def tensor_dls(x_train,             # uint8 training images (N, H, W) or (N, C, 
                x_valid,             # uint8 validation images, same layout
                bs:int=128,          # batch size
                size:int=32,         # pad the images to this size
-               device=None,         # where batches go (fastai's default: the GPU when there is one)
+               device=None,         # where batches go (None: fastai's `default_device()`, the GPU when there is one)
                num_workers:int=0,   # DataLoader workers
               )->DataLoaders:
     "fastai `DataLoaders` of 1-tuples of images in [-1, 1] from uint8 arrays; the training set is shuffled and drops its last partial batch"
     tr, va = to_model_scale(x_train, size), to_model_scale(x_valid, size)
+    device = default_device() if device is None else device  # fastai's `DataLoaders` of plain `DataLoader`s would leave it None: batches and model on the CPU
     return DataLoaders(DataLoader(ImageTensors(tr), bs=bs, shuffle=True, drop_last=True, num_workers=num_workers),
                        DataLoader(ImageTensors(va), bs=bs, num_workers=num_workers), device=device)
 
@@ -145,7 +147,7 @@ def get_dls(data='embedded',   # 'embedded', 'full', a folder of Fashion-MNIST i
             size:int=32,       # image size the model sees
             channels:int=1,    # 1 (grey) or 3 (RGB); Fashion-MNIST is grey
             valid_pct:float=0.1, # image folders without train/valid subfolders: share held out
-            device=None,       # where batches go (fastai's default: the GPU when there is one)
+            device=None,       # where batches go (None: fastai's `default_device()`, the GPU when there is one)
             num_workers:int=0, # DataLoader workers
            )->DataLoaders:
     "fastai `DataLoaders` of images in [-1, 1], shape (bs, channels, size, size); batches are 1-tuples"

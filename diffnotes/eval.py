@@ -52,8 +52,10 @@ def train_classifier(x_train, y_train,   # uint8 images (N, 28, 28) and labels
     from fastai.losses import CrossEntropyLossFlat
     from fastai.callback.schedule import fit_one_cycle  # noqa: F401 (patches Learner)
     from fastcore.basics import noop
+    from fastai.torch_core import default_device
     ds = lambda x, y: list(zip(to_model_scale(x), torch.as_tensor(np.asarray(y), dtype=torch.long)))
-    dls = DataLoaders(DataLoader(ds(x_train, y_train), bs=bs, shuffle=True, drop_last=True), DataLoader(ds(x_valid, y_valid), bs=512))
+    dls = DataLoaders(DataLoader(ds(x_train, y_train), bs=bs, shuffle=True, drop_last=True), DataLoader(ds(x_valid, y_valid), bs=512),
+                      device=default_device())  # plain loaders would keep fastai's `device=None`: the CPU even beside a GPU
     learn = Learner(dls, FashionClassifier(), loss_func=CrossEntropyLossFlat(), metrics=accuracy)
     if not progress: learn.remove_cb(learn.progress); learn.logger = noop  # without the bar, fastai prints raw rows
     learn.fit_one_cycle(epochs, lr)
@@ -165,7 +167,7 @@ class ImageEval:
                       device=None,     # where the classifier runs (default: the CPU)
                      ):
         "The shipped classifier and test-set statistics"
-        return cls(load_classifier(), torch.load(ref_path(), weights_only=True), bs=bs, device=device)
+        return cls(load_classifier(), torch.load(ref_path(), map_location='cpu', weights_only=True), bs=bs, device=device)
 
 # %% ../nbs/08_eval.ipynb #8a9e1a2c
 from fastcore.basics import patch

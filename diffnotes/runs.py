@@ -305,6 +305,8 @@ def restore_state(learn, # a Learner built from the same configuration
     "Put the state of `run_state` back into `learn` (creating its optimiser if needed)"
     from fastcore.foundation import L
     learn.model.load_state_dict(st['model'])
+    dev = getattr(learn.dls, 'device', None)
+    if dev is not None: learn.model.to(dev)  # where `fit` will move it: `Module.to` keeps the parameters, not optimiser state left on the CPU
     if learn.opt is None: learn.create_opt()
     on = lambda s, p: {k: v.to(p.device) if torch.is_tensor(v) else v for k, v in s.items()}  # optimiser state beside its parameter
     params = learn.opt.all_params().itemgot(0)
@@ -372,6 +374,7 @@ def _prepare(cfg, out, resume, dls, progress):
     ck = load_checkpoint(resume) if resume is not None else None
     if ck is None and (out / 'model.pt').exists():
         raise ValueError(f"`out` {out} already holds a run's checkpoint; resume it with `resume` or choose another `out`")
+    if world()[1] > 1 and torch.cuda.is_available(): torch.cuda.set_device(int(os.environ.get('LOCAL_RANK', 0)))  # each rank's batches on its own GPU (`default_device()` is the current one), as accelerate's will be
     seed_everything(cfg.seed)
     if dls is not None:  # DataLoaders made elsewhere: give them generators from the seeded `random`, as their constructor would
         for dl in dls.loaders: dl.rng = random.Random(random.randint(0, 2**32 - 1))

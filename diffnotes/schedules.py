@@ -106,7 +106,7 @@ def cosine_abar(t,              # progress through the forward process, in [0, 1
     t = check_range(as_float(t, 't'), 't', 0, 1)
     check_range(s, 's', 0)
     a = math.pi / (2 * (1 + s))
-    return (torch.sin(a * (1 - t)) / torch.sin(t.new_tensor(a)))**2
+    return (torch.sin(a * (1 - t)) / torch.sin(t.new_full((), a)))**2  # `new_full` fills on the device: `new_tensor` would copy from the host and wait for it
 
 # %% ../nbs/00_schedules.ipynb #1b5f014d
 def betas_for_abar(abar_fn,               # ᾱ as a function of t ∈ [0, 1], e.g. `cosine_abar`
