@@ -68,12 +68,12 @@ def run_and_resume():
     import contextlib, io, tempfile
     from fastai.callback.core import Callback
     from diffnotes.data import tensor_dls
-    from diffnotes.runs import RunConfig, train_run, load_checkpoint
+    from diffnotes.runs import RunConfig, RunCheckpoint, train_run, load_checkpoint
     emb = load_embedded()
     dls = lambda: tensor_dls(emb['x_train'][:512], emb['x_test'][:64], bs=64)
     cfg = RunConfig(channels=(8, 16), epochs=2, n_samples=8, sample_steps=5)
     class Kill(Callback):
-        order = 71  # after `RunCheckpoint` wrote the epoch
+        order = RunCheckpoint.order + 1  # after the epoch's checkpoint is written
         def after_epoch(self):
             if self.epoch == 0: raise KeyboardInterrupt
     with tempfile.TemporaryDirectory() as d, contextlib.redirect_stdout(io.StringIO()):
