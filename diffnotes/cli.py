@@ -152,3 +152,6 @@ def main(argv=None, # arguments (default: `sys.argv[1:]`)
     try: COMMANDS[argv[0]](**args)
     except ValueError as e: p.error(_as_options(str(e), p))
     except FloatingPointError as e: sys.exit(f"diffnotes {argv[0]}: stopped: {e}")
+    finally:
+        import torch.distributed as dist
+        if dist.is_available() and dist.is_initialized(): dist.destroy_process_group()  # under torchrun: gloo can abort at exit if its group is left open

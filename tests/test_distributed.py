@@ -59,6 +59,8 @@ calls = [0]  # model calls on this rank: batches 0 and 2 on rank 0, batch 1 on r
 hook = learn.model.register_forward_hook(lambda *a: calls.__setitem__(0, calls[0] + 1))
 x = sample_from(learn.model, cfg, 5, 'ddpm', 3, bs=2)  # batches shared by the ranks
 torch.save({'x': x, 'calls': calls[0]}, f"{dump}/samples{world()[0]}.pt")
+import torch.distributed as dist
+if dist.is_initialized(): dist.destroy_process_group()  # as a script should: gloo can abort at exit ('terminate called without an active exception') if its group is left open
 
 '''
 
