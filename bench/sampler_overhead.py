@@ -1,68 +1,83 @@
-"""Sampler overhead: wall time of a whole sampling run over (steps × one bare model forward).
+"""Sampler overhead: what a sampling loop costs beyond its model calls, side by side with diffusers.
 
-    python bench/sampler_overhead.py [--steps 50] [--bs 16] [--repeats 5]
+    python bench/sampler_overhead.py [--steps 50] [--bs 16] [--repeats 7]
 
-Both samplers drive the same small diffusers `UNet2DModel` (32×32, one channel) on the CPU:
-diffnotes' `ddim_sample`, and the standard diffusers loop (`DDIMScheduler.set_timesteps`, then
-`scheduler.step` on each timestep). A ratio of 1.00 means the sampler costs nothing beyond the model.
-Two denominators are reported: `steps` forwards of a bare loop on a fixed input, and the time the
-model itself spent inside the same sampling run (timed around each call). The second removes what
-the bare loop gets for free (the same input every call), so it isolates the sampler's own cost.
-Runs are interleaved and medians compared, so machine noise hits all measurements alike.
+Two measurements, each interleaved over `repeats` runs and compared by medians, so that machine noise
+hits all of them alike:
+
+1. Per step, with a trivial model (one multiply), diffnotes' `ddim_sample` (and its Euler and Heun
+   samplers) against the standard diffusers loop (`DDIMScheduler.set_timesteps`, then `scheduler.step`
+   on each timestep). With the model nearly free, the time per step is the sampler's own cost. Both
+   build their schedule once, outside the timed runs (our `DiffusionSchedule`, diffusers' scheduler).
+2. With a small diffusers `UNet2DModel` (32×32, one channel), DDIM's wall time over `steps` bare
+   forwards on a fixed input: 1.00 means the sampler costs nothing beyond the model.
 """
 import argparse, statistics, time
 import torch
 from diffusers import DDIMScheduler, UNet2DModel
 from diffnotes.schedules import cosine_betas
-from diffnotes.samplers import ddim_sample
+from diffnotes.diffusion import DiffusionSchedule
+from diffnotes.samplers import ddim_sample, euler_sample, heun_sample
 
 class Net(torch.nn.Module):
-    "diffusers' UNet2DModel returning a tensor, as the samplers expect; `in_model` accumulates time spent in forward"
+    "diffusers' UNet2DModel returning a tensor, as the samplers expect"
     def __init__(self):
         super().__init__()
-        self.in_model = 0.
         self.unet = UNet2DModel(sample_size=32, in_channels=1, out_channels=1, block_out_channels=(32, 64, 64),
                                 down_block_types=('DownBlock2D',) * 3, up_block_types=('UpBlock2D',) * 3, layers_per_block=1)
-    def forward(self, x, t):
-        start = time.perf_counter()
-        out = self.unet(x, t).sample
-        self.in_model += time.perf_counter() - start
-        return out
+    def forward(self, x, t): return self.unet(x, t).sample
+
+class Trivial(torch.nn.Module):
+    "A model that costs one elementwise multiply"
+    def forward(self, x, t): return x * 0.5
 
 def timed(f):
-    start = time.perf_counter(); f(); return time.perf_counter() - start
+    start = time.perf_counter()
+    f()
+    return time.perf_counter() - start
 
-@torch.no_grad()
-def main(steps=50, bs=16, repeats=5):
-    torch.manual_seed(0)
-    model, shape = Net().eval(), (bs, 1, 32, 32)
-    x, t = torch.randn(shape), torch.full((bs,), 500)
+def loops(model, shape, steps, betas):
+    "The samplers to time, each a function of no arguments"
     sched = DDIMScheduler(num_train_timesteps=1000, beta_schedule='squaredcos_cap_v2', clip_sample=True)
-    def bare():
-        for _ in range(steps): model(x, t)
-    def ours(): ddim_sample(model, shape, cosine_betas(), steps, seed=0, progress=False)
-    def theirs():
+    def diffusers_loop():
         sched.set_timesteps(steps)
         xt = torch.randn(shape, generator=torch.Generator().manual_seed(0))
-        for ts in sched.timesteps: xt = sched.step(model(xt, ts.expand(bs)), ts, xt).prev_sample
-    bare(); ours(); theirs()  # warm-up
-    runs = {'bare': [], 'ours': [], 'diffusers': [], 'ours_in_model': [], 'diffusers_in_model': []}
+        for ts in sched.timesteps: xt = sched.step(model(xt, ts.expand(shape[0])), ts, xt).prev_sample
+    kw = dict(seed=0, progress=False)
+    return {'diffusers DDIMScheduler loop': diffusers_loop,
+            'diffnotes ddim_sample': lambda: ddim_sample(model, shape, betas, steps, **kw),
+            'diffnotes euler_sample (DDIM grid)': lambda: euler_sample(model, shape, betas, steps, spacing='leading', **kw),
+            'diffnotes heun_sample (per model call)': lambda: heun_sample(model, shape, betas, (steps + 1) // 2, **kw)}
+
+def medians(fs, repeats):
+    for f in fs.values(): f()  # warm-up
+    runs = {k: [] for k in fs}
     for _ in range(repeats):
-        for k, f in (('bare', bare), ('ours', ours), ('diffusers', theirs)):
-            model.in_model = 0.
-            runs[k].append(timed(f))
-            if k != 'bare': runs[k + '_in_model'].append(runs[k][-1] / model.in_model)
-    med = {k: statistics.median(v) for k, v in runs.items()}
+        for k, f in fs.items(): runs[k].append(timed(f))
+    return {k: statistics.median(v) for k, v in runs.items()}
+
+@torch.no_grad()
+def main(steps=50, bs=16, repeats=7):
+    torch.manual_seed(0)
+    shape, betas = (bs, 1, 32, 32), DiffusionSchedule(cosine_betas())  # built once, as diffusers' scheduler is
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, batch {bs}, {steps} steps, {repeats} interleaved repeats")
-    print(f"one bare forward: {1000 * med['bare'] / steps:.2f} ms")
-    for k in ('ours', 'diffusers'):
-        print(f"{'diffnotes ddim_sample' if k == 'ours' else 'diffusers DDIMScheduler loop'}: "
-              f"{med[k]:.3f} s, ratio to {steps} bare forwards = {med[k] / med['bare']:.4f}, "
-              f"ratio to its own time in the model = {med[k + '_in_model']:.4f}")
+    triv = medians(loops(Trivial(), shape, steps, betas), repeats)
+    ref = triv['diffusers DDIMScheduler loop']
+    print("1. per step with a trivial model")
+    for k, v in triv.items():
+        calls = 2 * ((steps + 1) // 2) - 1 if 'heun' in k else steps
+        print(f"   {k}: {1e6 * v / calls:.0f} µs per model call, ratio to diffusers = {v / calls / (ref / steps):.3f}")
+    net, x, t = Net().eval(), torch.randn(shape), torch.full((bs,), 500)
+    def bare():
+        for _ in range(steps): net(x, t)
+    real = medians({'bare': bare, 'ddim': loops(net, shape, steps, betas)['diffnotes ddim_sample']}, repeats)
+    print(f"2. with a small UNet2DModel: one bare forward {1000 * real['bare'] / steps:.2f} ms; "
+          f"ddim_sample's wall time / {steps} bare forwards = {real['ddim'] / real['bare']:.4f}")
 
 if __name__ == '__main__':
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument('--steps', type=int, default=50); p.add_argument('--bs', type=int, default=16)
-    p.add_argument('--repeats', type=int, default=5)
+    p.add_argument('--steps', type=int, default=50)
+    p.add_argument('--bs', type=int, default=16)
+    p.add_argument('--repeats', type=int, default=7)
     a = p.parse_args()
     main(a.steps, a.bs, a.repeats)

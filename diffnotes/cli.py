@@ -57,18 +57,19 @@ def train(resume:str=None,         # a checkpoint or run folder to continue to i
 # %% ../nbs/10_cli.ipynb #ee2ccf37
 def sample(run:str,              # a checkpoint, or a run folder holding `model.pt`
            out:str='samples',    # output path without suffix: writes OUT.png and OUT.pt (never over existing files)
-           sampler:str='ddim',   # 'ddim', 'ddpm' (ancestral, respaced) or 'dpm' (DPM-Solver++(2M))
+           sampler:str='ddim',   # 'ddim', 'ddpm' (ancestral, respaced), 'dpm' (DPM-Solver++(2M)), 'euler' or 'heun'
            steps:int=50,         # sampling steps
            eta:float=0.,         # DDIM η in [0, 10]: 0 deterministic, 1 DDPM-like
            n:int=64,             # number of images
-           seed:int=0,           # seed of the noise (drawn on the GPU when there is one: a GPU's images differ from a CPU's)
+           seed:int=0,           # seed of the noise, per image (drawn on the GPU when there is one: a GPU's images differ from a CPU's)
+           bs:int=256,           # images per sampling batch: memory only, the images do not depend on it
           ):
     "Draw `n` images from a trained run; writes `out`.png (a grid) and `out`.pt"
     targets = [Path(f'{out}.pt'), Path(f'{out}.png')]
     for t in targets:
         if t.exists(): raise ValueError(f"`out` {out}: {t} already exists; choose another `out` (sample never overwrites a file)")
     model, cfg = load_run(run)
-    x = sample_from(model.to(default_device()), cfg, n, sampler, steps, eta, seed).cpu()  # on the GPU when there is one (its noise is the GPU's)
+    x = sample_from(model.to(default_device()), cfg, n, sampler, steps, eta, seed, bs).cpu()  # on the GPU when there is one (its noise is the GPU's)
     if not torch.isfinite(x).all(): raise FloatingPointError(f"the samples are not finite ({sampler}, {steps} steps, η={eta}); nothing was written")
     targets[0].parent.mkdir(parents=True, exist_ok=True)
     save_atomic(x, targets[0]); save_grid(x, targets[1])

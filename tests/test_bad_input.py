@@ -14,7 +14,8 @@ from diffnotes.schedules import linear_betas, cosine_betas, cosine_abar, abar_fr
 from diffnotes.weights import p2_weights, min_snr_weights, eps_weight, eps_mse, continuous_weights, edm_weights, sigmoid_weights
 from diffnotes.diffusion import noisify, get_target, x0_eps_from_pred, DiffusionSchedule, hybrid_loss
 from diffnotes.timesteps import uniform_steps, LossSecondMomentSampler, space_timesteps, respace_betas
-from diffnotes.samplers import ddim_step, ddpm_step, sampling_steps, ddim_sample, ddpm_sample, dpm_grid, dpm_solver_sample
+from diffnotes.samplers import (ddim_step, ddpm_step, sampling_steps, ddim_sample, ddpm_sample, dpm_grid, dpm_solver_sample,
+                                euler_sample, heun_sample, karras_sigmas, Denoiser, ImageNoise, image_seed)
 from diffnotes.models import TinyUNet, timestep_embedding
 from diffnotes.data import to_model_scale, read_idx, get_dls
 from diffnotes.eval import ImageEval
@@ -96,6 +97,18 @@ API = [
     ('ddim_sample x_T shape', lambda: ddim_sample(M, (2, 1, 8, 8), B, 5, x_T=X, progress=False), ValueError, ['`x_T`', '(2, 1, 8, 8)']),
     ('ddim_sample model on another device', lambda: ddim_sample(TinyUNet(channels=(8, 16)).to('meta'), (2, 1, 8, 8), B, 5, device='cpu', progress=False), ValueError, ['`device`', 'model']),
     ('ddpm_sample objective', lambda: ddpm_sample(M, (2, 1, 8, 8), B, objective='score', progress=False), ValueError, ['`objective`']),
+    ('euler_sample s_churn<0', lambda: euler_sample(M, (2, 1, 8, 8), B, 4, s_churn=-1., progress=False), ValueError, ['`s_churn`', '[0, ']),
+    ('heun_sample s_noise inf', lambda: heun_sample(M, (2, 1, 8, 8), B, 4, s_noise=math.inf, progress=False), ValueError, ['`s_noise`', '[0, 10]']),
+    ('heun_sample rho=0', lambda: heun_sample(M, (2, 1, 8, 8), B, 4, rho=0., progress=False), ValueError, ['`rho`', '(0, 100]']),
+    ('heun_sample n_steps=0', lambda: heun_sample(M, (2, 1, 8, 8), B, 0, progress=False), ValueError, ['`n_steps`', '[1, inf)']),
+    ('euler_sample zero SNR', lambda: euler_sample(M, (2, 1, 8, 8), rescale_zero_terminal_snr(B), 4, objective='v', spacing='trailing', progress=False), ValueError, ['finite σ']),
+    ('karras_sigmas sigma_min=0', lambda: karras_sigmas(5, 0., 80.), ValueError, ['`sigma_min`', '(0, inf)']),
+    ('karras_sigmas sigma_max<min', lambda: karras_sigmas(5, 1., 0.5), ValueError, ['`sigma_max`', '[1.0, inf)']),
+    ('Denoiser objective', lambda: Denoiser(M, B, 'score'), ValueError, ['`objective`', "'edm'"]),
+    ('Denoiser sigma_data<0', lambda: Denoiser(M, B, 'edm', sigma_data=-1.), ValueError, ['`sigma_data`', '(0, 100]']),
+    ('image_seed seed<0', lambda: image_seed(-1, 0), ValueError, ['`seed`', '[0, ']),
+    ('image_seed i text', lambda: image_seed(0, 'a'), ValueError, ['`i`', '[0, ']),
+    ('ImageNoise shape', lambda: ImageNoise(0, 2).randn((3, 1, 4, 4)), ValueError, ['draws 2 images', '(3, 1, 4, 4)']),
     # models and data
     ('TinyUNet odd size', lambda: TinyUNet(channels=(8, 16))(torch.zeros(1, 1, 31, 31), torch.zeros(1, dtype=torch.long)), ValueError, ['`x`', 'multiples of 2']),
     ('timestep_embedding odd dim', lambda: timestep_embedding(T4, 7), ValueError, ['`dim`', 'even']),
@@ -130,7 +143,7 @@ API = [
     ('RunConfig sigmoid_b', lambda: RunConfig(weight='sigmoid', sigmoid_b=25.), ValueError, ['`sigmoid_b`', '[-20, 20]']),
     ('edm_weights sigma_data', lambda: edm_weights(torch.ones(2), sigma_data=-1.), ValueError, ['`sigma_data`', '(0, inf]']),
     ('sigmoid_weights snr', lambda: sigmoid_weights(torch.tensor([-1.])), ValueError, ['`snr`', '[0, inf]']),
-    ('RunConfig sampler euler', lambda: RunConfig(sampler='euler'), ValueError, ['`sampler`', "'dpm'"]),
+    ('RunConfig sampler lms', lambda: RunConfig(sampler='lms'), ValueError, ['`sampler`', "'euler', 'heun'"]),
     ('rescale_zero_terminal_snr one step', lambda: rescale_zero_terminal_snr([0.5]), ValueError, ['`betas`', 'at least 2']),
     ('check_betas β=1 not last', lambda: check_betas([1., 0.5]), ValueError, ['`betas[:-1]`', '(0, 1)']),
     ('dpm_grid spacing', lambda: dpm_grid(B, 10, spacing='leading'), ValueError, ['`spacing`', "'karras'"]),
@@ -212,7 +225,9 @@ SAMPLE = [
     (['--steps', '0'], ['`--steps`', '[1, 1000]']),
     (['--steps', '5000'], ['`--steps`', '[1, 1000]']),
     (['--n', '0'], ['`--n`', '[1, 1000000]']),
-    (['--sampler', 'euler'], ['`--sampler`', "'ddim', 'ddpm'"]),
+    (['--sampler', 'lms'], ['`--sampler`', "'ddpm', 'ddim', 'dpm', 'euler', 'heun'"]),
+    (['--bs', '0'], ['`--bs`', '[1, 65536]']),
+    (['--seed', '-1'], ['`--seed`', '[0, 9223372036854775807]']),
 ]
 
 @pytest.mark.parametrize('argv,phrases', SAMPLE, ids=[' '.join(a) for a, _ in SAMPLE])
