@@ -57,8 +57,8 @@ def train(resume:str=None,         # a checkpoint or run folder to continue to i
 # %% ../nbs/10_cli.ipynb #ee2ccf37
 def sample(run:str,              # a checkpoint, or a run folder holding `model.pt`
            out:str='samples',    # output path without suffix: writes OUT.png and OUT.pt (never over existing files)
-           sampler:str='ddim',   # 'ddim', 'ddpm' (ancestral, respaced), 'dpm' (DPM-Solver++(2M)), 'euler' or 'heun'
-           steps:int=50,         # sampling steps
+           sampler:str=None,     # 'ddim' (the default), 'ddpm' (ancestral, respaced), 'dpm' (DPM-Solver++(2M)), 'euler' or 'heun' (an 'edm' run's default)
+           steps:int=None,       # sampling steps (default 50; 18 for 'heun')
            eta:float=0.,         # DDIM η in [0, 10]: 0 deterministic, 1 DDPM-like
            n:int=64,             # number of images
            seed:int=0,           # seed of the noise, per image (drawn on the GPU when there is one: a GPU's images differ from a CPU's)
@@ -73,7 +73,8 @@ def sample(run:str,              # a checkpoint, or a run folder holding `model.
     if not torch.isfinite(x).all(): raise FloatingPointError(f"the samples are not finite ({sampler}, {steps} steps, η={eta}); nothing was written")
     targets[0].parent.mkdir(parents=True, exist_ok=True)
     save_atomic(x, targets[0]); save_grid(x, targets[1])
-    print(f"wrote {targets[1]} and {targets[0]} ({n} samples, {sampler}, {steps} steps)")
+    how = f"{sampler or 'the default sampler'}, {'default' if steps is None else steps} steps"
+    print(f"wrote {targets[1]} and {targets[0]} ({n} samples, {how})")
     return x
 
 # %% ../nbs/10_cli.ipynb #ad8286fb

@@ -9,12 +9,12 @@ __all__ = ['bcast', 'abar_at', 'noisify', 'x0_from_eps', 'eps_from_x0', 'v_from_
            'x0_eps_from_pred', 'get_target', 'mse_per_sample', 'posterior_mean_coefs', 'posterior_variance',
            'posterior_log_variance_clipped', 'DiffusionSchedule', 'as_schedule', 'learned_range_log_variance',
            'normal_kl', 'discretized_gaussian_log_likelihood', 'vb_terms_bpd', 'model_mean_logvar', 'vlb_term',
-           'hybrid_loss']
+           'hybrid_loss', 'edm_scalings', 'edm_target', 'edm_weight', 'sigma_data_of']
 
 # %% ../nbs/02_diffusion.ipynb #58988e1e
 import math
 import torch
-from .schedules import check_range, check_betas, check_objective, snr, logsnr, abar_from_betas
+from .schedules import check_range, as_float, check_betas, check_objective, snr, logsnr, abar_from_betas
 
 # %% ../nbs/02_diffusion.ipynb #dbc041e8
 def _check_batch(x, t, xname='x0'):
@@ -301,3 +301,44 @@ def hybrid_loss(out,              # model output with 2×C channels
     out, x0, x_t, noise, sched = up(out), up(x0), up(x_t), up(noise), as_schedule(sched)
     mse = mse_per_sample(out.chunk(2, dim=1)[0], get_target(objective, x0, noise, bcast(sched.lookup('abar', t), x0)))
     return mse + vlb_term(out, x0, x_t, t, sched, objective, lambda_vlb)
+
+# %% ../nbs/02_diffusion.ipynb #8e72b5fe
+def edm_scalings(sigma,                # noise levels σ > 0 (a tensor or a number)
+                 sigma_data:float=0.5, # σ_data, the scale of the data, > 0
+                )->tuple:
+    "EDM's `(c_skip, c_out, c_in, c_noise)` at each σ: D(x; σ) = c_skip·x + c_out·F(c_in·x, c_noise)"
+    sigma = check_range(as_float(sigma, 'sigma'), 'sigma', 0, lo_open=True)
+    check_range(sigma_data, 'sigma_data', 0, 100, lo_open=True)
+    q = sigma**2 + sigma_data**2
+    return sigma_data**2 / q, sigma * sigma_data * q.rsqrt(), q.rsqrt(), sigma.log() / 4
+
+# %% ../nbs/02_diffusion.ipynb #fccc2173
+def edm_target(x0,                   # clean images, shape (B, ...)
+               x,                    # noisy images x0 + σ·n (EDM's scale, not x_t)
+               sigma,                # their noise levels, shape (B,)
+               sigma_data:float=0.5, # σ_data of the preconditioning
+              )->torch.Tensor:
+    "The network's regression target (x0 − c_skip·x)/c_out, at the images' dtype"
+    c_skip, c_out, _, _ = edm_scalings(sigma, sigma_data)
+    return (x0 - bcast(c_skip, x0) * x) / bcast(c_out, x0)
+
+def edm_weight(sigma,                # noise levels σ > 0
+               sigma_data:float=0.5, # σ_data of the preconditioning
+              )->torch.Tensor:
+    "EDM's loss weight λ(σ) = (σ² + σ_data²)/(σ·σ_data)² on the denoiser's squared error"
+    sigma = check_range(as_float(sigma, 'sigma'), 'sigma', 0, lo_open=True)
+    check_range(sigma_data, 'sigma_data', 0, 100, lo_open=True)
+    return (sigma**2 + sigma_data**2) / (sigma * sigma_data)**2
+
+# %% ../nbs/02_diffusion.ipynb #a5c8a659
+def sigma_data_of(x0,                  # clean images (any shape), in the scale the model is trained on
+                  centred:bool=False,  # the standard deviation instead of the root mean square
+                 )->float:
+    "σ_data of a data set: the root mean square √E[x0²] that EDM's unit-variance scalings need, or (`centred`) the standard deviation"
+    if not torch.is_tensor(x0) or not torch.is_floating_point(x0) or x0.numel() < 2:
+        raise ValueError(f"`x0` must be a floating-point tensor of at least 2 values; got {type(x0).__name__}")
+    x = x0.double()
+    if not torch.isfinite(x).all(): raise ValueError("`x0` must be finite")
+    s = (x - x.mean() if centred else x).pow(2).mean().sqrt().item()
+    if s == 0: raise ValueError("`x0` is constant" + (": its standard deviation is 0" if centred else " at 0"))
+    return s

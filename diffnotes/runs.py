@@ -6,7 +6,7 @@ Docs: https://diffnotes.github.io/diffnotes/runs.html.md"""
 
 # %% auto #0
 __all__ = ['MODELS', 'CALLBACKS', 'SCHEDULES', 'WEIGHTS', 'NFE_SAMPLERS', 'PREDICTION_TYPES', 'RunConfig', 'field_docs',
-           'build_model', 'build_schedule', 'build_weight', 'build_callback', 'EpochLine', 'check_data',
+           'build_model', 'build_schedule', 'build_weight', 'build_callback', 'EpochLine', 'check_data', 'data_sigma',
            'build_learner', 'world', 'is_main', 'group', 'barrier', 'plain', 'save_atomic', 'remove_stale',
            'load_checkpoint', 'diffusion_cb', 'ema_cb', 'run_state', 'restore_state', 'RunCheckpoint', 'resume_config',
            'seed_everything', 'train_run', 'save_grid', 'save_losses', 'finish_run', 'sampler_kwargs', 'sample_from',
@@ -21,16 +21,16 @@ import torch
 from fastcore.basics import patch, noop, store_attr
 from fastai.callback.core import Callback
 from .schedules import (check_range, check_int, check_objective, cosine_betas, linear_betas,
-                                 cosine_abar, linear_abar, rescale_zero_terminal_snr)
+                                 cosine_abar, linear_abar, edm_abar, rescale_zero_terminal_snr)
 from .weights import p2_weights, min_snr_weights, edm_weights, sigmoid_weights
-from .diffusion import DiffusionSchedule
+from .diffusion import DiffusionSchedule, sigma_data_of
 from .timesteps import space_timesteps, all_gather_padded
 from .models import TinyUNet, UNet
-from .callbacks import DDPMCallback, ContinuousDDPMCallback, NaNGuard, EMA
-from .samplers import SAMPLERS, ImageNoise
+from .callbacks import DiffusionCallback, DDPMCallback, ContinuousDDPMCallback, EDMCallback, NaNGuard, EMA
+from .samplers import SAMPLERS, ImageNoise, Denoiser
 
 # %% ../nbs/09_runs.ipynb #f1a5b382
-MODELS, CALLBACKS, SCHEDULES, WEIGHTS = ('tiny', 'unet'), ('ddpm', 'continuous'), ('cosine', 'linear'), ('none', 'p2', 'min-snr', 'edm', 'sigmoid')
+MODELS, CALLBACKS, SCHEDULES, WEIGHTS = ('tiny', 'unet'), ('ddpm', 'continuous', 'edm'), ('cosine', 'linear'), ('none', 'p2', 'min-snr', 'edm', 'sigmoid')
 
 # %% ../nbs/09_runs.ipynb #bd1222a9
 @dataclass
@@ -41,16 +41,19 @@ class RunConfig:
     channels:tuple=(16, 32, 64) # channels per resolution, e.g. 16,32,64
     in_channels:int=1           # image channels: 1 (grey) or 3 (RGB)
     size:int=32                 # image size the model sees
-    callback:str='ddpm'         # 'ddpm' (integer steps) or 'continuous' (t in [0, 1])
+    callback:str='ddpm'         # 'ddpm' (integer steps), 'continuous' (t in [0, 1]) or 'edm' (EDM's σ, preconditioning and loss)
     schedule:str='cosine'       # noise schedule: 'cosine' or 'linear'
     n_train_steps:int=1000      # T, the number of diffusion steps of a discrete schedule
     zero_snr:bool=False         # rescale the discrete schedule to zero terminal SNR (Lin et al. 2023); needs objective 'v' or 'x0'
-    objective:str='v'           # what the model predicts: 'eps', 'x0' or 'v'
-    weight:str='min-snr'        # loss weighting: 'none', 'p2', 'min-snr', 'edm' or 'sigmoid'
+    objective:str=None          # what the model predicts: 'eps', 'x0' or 'v' (default 'v'); 'edm' runs: 'edm', EDM's preconditioned F
+    weight:str=None             # loss weighting: 'none', 'p2', 'min-snr', 'edm' or 'sigmoid' (default 'min-snr'; 'edm' runs: 'none', EDM's λ(σ) is in the target)
     gamma:float=1.              # P2 exponent gamma, in [0, 2]
     k:float=1.                  # P2 offset k > 0
     min_snr_gamma:float=5.      # Min-SNR clip level > 0
     sigmoid_b:float=0.          # bias b of the sigmoid weighting, in [-20, 20]
+    sigma_data:float=None       # 'edm' runs: σ_data of the preconditioning, in (0, 100] (default: measured, the RMS of the training images)
+    p_mean:float=-1.2           # 'edm' runs: mean of the log-normal ln σ in training, in [-20, 20]
+    p_std:float=1.2             # 'edm' runs: its standard deviation, in (0, 20]
     importance:bool=False       # importance-sample t (Improved DDPM; discrete only)
     learn_variance:bool=False   # learn the variance with the hybrid loss (discrete only)
     epochs:int=20               # epochs of one-cycle training
@@ -60,8 +63,8 @@ class RunConfig:
     max_loss_ratio:float=100.   # stop when a training loss exceeds this multiple of its best running mean
     ema_decay:float=0.999       # decay of a moving average of the weights, in [0, 1): 0 turns it off; samples and exports use the average
     n_samples:int=512           # samples drawn after training
-    sampler:str='ddpm'          # sampler for those samples: 'ddpm' (ancestral, respaced), 'ddim', 'dpm' (DPM-Solver++(2M)), 'euler' or 'heun'
-    sample_steps:int=50         # sampling steps, at most T
+    sampler:str=None            # sampler for those samples: 'ddpm' (ancestral, respaced; the default), 'ddim', 'dpm' (DPM-Solver++(2M)), 'euler' or 'heun' ('edm' runs' default)
+    sample_steps:int=None       # sampling steps, at most T (default 50; 18 for 'heun', 35 model calls as in EDM)
     def __post_init__(self): self.check()
 
 # %% ../nbs/09_runs.ipynb #3ccede6d
@@ -85,27 +88,51 @@ def _channels(v):
         raise ValueError(f"`channels` must be one or more integers in [1, 4096], e.g. 16,32,64; got {v!r}")
     return v
 
+# %% ../nbs/09_runs.ipynb #150896da
+@patch
+def fill_defaults(self:RunConfig):
+    "Give the fields left None the defaults of the run's callback: v, Min-SNR-5 and ancestral DDPM, or EDM's own for 'edm'"
+    _choice(self.callback, 'callback', CALLBACKS)
+    edm = self.callback == 'edm'
+    if self.objective is None: self.objective = 'edm' if edm else 'v'
+    if self.weight is None: self.weight = 'none' if edm else 'min-snr'
+    if self.sampler is None: self.sampler = 'heun' if edm else 'ddpm'
+    if self.sample_steps is None: self.sample_steps = 18 if self.sampler == 'heun' else 50
+    return self
+
+@patch
+def check_edm(self:RunConfig):
+    "Check the objective, and the fields that only an 'edm' run has or only it lacks"
+    if self.callback != 'edm':
+        if self.sigma_data is not None: raise ValueError(f"`sigma_data` is for `callback` 'edm' only; got {self.sigma_data!r} with `callback` {self.callback!r}")
+        return check_objective(self.objective)
+    if self.objective != 'edm': raise ValueError(f"`objective` must be 'edm' for `callback` 'edm' (EDM's preconditioned network F); got {self.objective!r}")
+    if self.weight != 'none': raise ValueError(f"`weight` must be 'none' for `callback` 'edm': EDM's weight λ(σ) is built into its target; got {self.weight!r}")
+    if self.sigma_data is not None: self.sigma_data = float(check_range(self.sigma_data, 'sigma_data', 0, 100, lo_open=True))
+
 # %% ../nbs/09_runs.ipynb #9e4fd001
 @patch
 def check(self:RunConfig):
     "Normalise and check every field; raise a `ValueError` naming the first bad one and its allowed values"
-    for name, allowed in (('model', MODELS), ('callback', CALLBACKS), ('schedule', SCHEDULES), ('weight', WEIGHTS), ('sampler', tuple(SAMPLERS))):
+    self.fill_defaults()
+    for name, allowed in (('model', MODELS), ('schedule', SCHEDULES), ('weight', WEIGHTS), ('sampler', tuple(SAMPLERS))):
         _choice(getattr(self, name), name, allowed)
-    check_objective(self.objective)
+    self.check_edm()
     if not isinstance(self.data, (str, os.PathLike)): raise ValueError(f"`data` must be 'embedded', 'full' or a folder; got {self.data!r}")
     self.data, self.channels = str(self.data), _channels(self.channels)
     self.in_channels, self.size = check_int(self.in_channels, 'in_channels', 1, 3), check_int(self.size, 'size', 8, 1024)
     self.n_train_steps, self.epochs, self.bs = check_int(self.n_train_steps, 'n_train_steps', 2, 100_000), check_int(self.epochs, 'epochs', 1, 100_000), check_int(self.bs, 'bs', 1, 65_536)
     self.seed, self.n_samples = check_int(self.seed, 'seed', 0, 2**63 - 1), check_int(self.n_samples, 'n_samples', 1, 1_000_000)
     self.sample_steps = check_int(self.sample_steps, 'sample_steps', 1, self.n_train_steps)
-    for name, lo, hi, lo_open in (('gamma', 0, 2, False), ('k', 0, 1e6, True), ('min_snr_gamma', 0, 1e6, True), ('sigmoid_b', -20, 20, False), ('lr', 0, 1, True), ('max_loss_ratio', 1, math.inf, True)):
+    for name, lo, hi, lo_open in (('gamma', 0, 2, False), ('k', 0, 1e6, True), ('min_snr_gamma', 0, 1e6, True), ('sigmoid_b', -20, 20, False), ('lr', 0, 1, True), ('max_loss_ratio', 1, math.inf, True),
+                                   ('p_mean', -20, 20, False), ('p_std', 0, 20, True)):
         setattr(self, name, float(check_range(getattr(self, name), name, lo, hi, lo_open=lo_open)))
     self.ema_decay = float(check_range(self.ema_decay, 'ema_decay', 0, 1, hi_open=True))
     for name in ('importance', 'learn_variance', 'zero_snr'):
         if not isinstance(getattr(self, name), bool): raise ValueError(f"`{name}` must be True or False; got {getattr(self, name)!r}")
-    if self.callback == 'continuous' and (self.importance or self.learn_variance):
+    if self.callback != 'ddpm' and (self.importance or self.learn_variance):
         raise ValueError("`importance` and `learn_variance` need `callback` 'ddpm' (a discrete schedule)")
-    if self.zero_snr and (self.callback == 'continuous' or self.objective == 'eps'):
+    if self.zero_snr and (self.callback != 'ddpm' or self.objective == 'eps'):
         raise ValueError("`zero_snr` needs `callback` 'ddpm' and `objective` 'v' or 'x0': at SNR = 0 an ε-prediction says nothing about the image")
     if self.weight == 'edm' and self.objective == 'eps':
         raise ValueError("`weight` 'edm' needs `objective` 'v' or 'x0': on the ε-MSE its weight 1 + 1/(σ_data² SNR) is unbounded in the noise")
@@ -124,7 +151,8 @@ def build_model(cfg:RunConfig, # the run's configuration
 
 def build_schedule(cfg:RunConfig, # the run's configuration
                   )->DiffusionSchedule:
-    "The run's `DiffusionSchedule`: β's of T steps (discrete) or ᾱ(t) (continuous)"
+    "The run's `DiffusionSchedule`: β's of T steps (discrete), ᾱ(t) (continuous), or EDM's σ range as ᾱ(t)"
+    if cfg.callback == 'edm': return DiffusionSchedule(abar_fn=edm_abar)
     if cfg.callback == 'continuous': return DiffusionSchedule(abar_fn={'cosine': cosine_abar, 'linear': linear_abar}[cfg.schedule])
     betas = {'cosine': cosine_betas, 'linear': linear_betas}[cfg.schedule](cfg.n_train_steps)
     return DiffusionSchedule(rescale_zero_terminal_snr(betas) if cfg.zero_snr else betas)
@@ -144,6 +172,9 @@ def build_callback(cfg:RunConfig,          # the run's configuration
                   ):
     "The diffusion callback `cfg` describes"
     sched = sched or build_schedule(cfg)
+    if cfg.callback == 'edm':
+        if cfg.sigma_data is None: raise ValueError("`sigma_data` is None: measure it first (`build_learner` does, with `data_sigma`)")
+        return EDMCallback(cfg.sigma_data, cfg.p_mean, cfg.p_std)
     if cfg.callback == 'continuous': return ContinuousDDPMCallback(sched.abar_fn, cfg.objective, build_weight(cfg))
     return DDPMCallback(sched, cfg.objective, build_weight(cfg), 'importance' if cfg.importance else None, cfg.learn_variance)
 
@@ -168,12 +199,24 @@ def check_data(dls, model):
         raise ValueError(f"the data's images, {tuple(x.shape[1:])} (channels, height, width), do not fit the model: {e}") from None
     finally: model.train()
 
+# %% ../nbs/09_runs.ipynb #5b1b2dc3
+def data_sigma(dls,                    # the run's DataLoaders
+               max_images:int=10_000,  # images to measure, from the start of the training set
+              )->float:
+    "EDM's σ_data of the training images: `sigma_data_of` (their RMS) over an unshuffled pass, rounded to 4 decimals"
+    xs, n = [], 0
+    for b in dls.train.new(shuffle=False, drop_last=False):
+        xs.append(b[0].cpu()); n += len(b[0])
+        if n >= max_images: break
+    if not xs: raise ValueError("the training set is empty: no images to measure `sigma_data` on")
+    return round(sigma_data_of(torch.cat(xs)[:max_images]), 4)
+
 # %% ../nbs/09_runs.ipynb #2ea442fd
 def build_learner(cfg:RunConfig,    # the run's configuration
                   dls=None,         # DataLoaders (default: `get_dls` of `cfg.data`)
                   progress:bool=None, # progress bars (default: only when stdout is a terminal); False prints a line per epoch
                  ):
-    "A fastai `Learner` for `cfg`: data, model, diffusion callback, `NaNGuard`, fastai's `Adam`"
+    "A fastai `Learner` for `cfg`: data, model, diffusion callback, `NaNGuard`, fastai's `Adam`; an 'edm' run without `sigma_data` gets it measured"
     from fastai.learner import Learner
     from fastai.losses import MSELossFlat
     from fastai.optimizer import Adam
@@ -181,6 +224,7 @@ def build_learner(cfg:RunConfig,    # the run's configuration
     if dls is None: dls = get_dls(cfg.data, bs=cfg.bs, size=cfg.size, channels=cfg.in_channels)
     model = build_model(cfg)
     check_data(dls, model)
+    if cfg.callback == 'edm' and cfg.sigma_data is None: cfg.sigma_data = data_sigma(dls)  # kept in `cfg`: the checkpoint records it
     cbs = [build_callback(cfg), NaNGuard(cfg.max_loss_ratio)] + ([EMA(cfg.ema_decay)] if cfg.ema_decay else [])
     learn = Learner(dls, model, loss_func=MSELossFlat(), opt_func=Adam, cbs=cbs)
     if not (sys.stdout.isatty() if progress is None else progress): learn.remove_cb(learn.progress); learn.add_cb(EpochLine()); learn.logger = noop
@@ -284,8 +328,8 @@ def _set_rng(learn, st):
 
 # %% ../nbs/09_runs.ipynb #deb4d550
 def diffusion_cb(learn):
-    "The `DDPMCallback` or `ContinuousDDPMCallback` of `learn`"
-    return next(c for c in learn.cbs if isinstance(c, (DDPMCallback, ContinuousDDPMCallback)))
+    "The diffusion callback of `learn`: a `DDPMCallback`, `ContinuousDDPMCallback` or `EDMCallback`"
+    return next(c for c in learn.cbs if isinstance(c, DiffusionCallback))
 
 def ema_cb(learn):
     "The `EMA` callback of `learn`, or None"
@@ -468,8 +512,8 @@ def sampler_kwargs(cfg:RunConfig, # the run's configuration
 def sample_from(model,              # a trained model
                 cfg:RunConfig,      # its configuration
                 n:int=64,           # number of images
-                sampler:str='ddim', # a name of `SAMPLERS`: 'ddim', 'ddpm' (ancestral, respaced), 'dpm', 'euler' or 'heun'
-                steps:int=50,       # sampling steps (DDPM: respaced to this many; Heun: 2·steps − 1 model calls)
+                sampler:str=None,   # a name of `SAMPLERS`: 'ddim', 'ddpm' (ancestral, respaced), 'dpm', 'euler' or 'heun' (None: 'ddim'; 'heun' for 'edm' runs)
+                steps:int=None,     # sampling steps (DDPM: respaced to this many; Heun: 2·steps − 1 model calls); None: 50, or 18 for Heun
                 eta:float=0.,       # DDIM η ≥ 0
                 seed:int=0,         # seed of the noise: image i's noise depends on (seed, i) alone
                 bs:int=256,         # images per sampling batch (the images do not depend on it)
@@ -479,10 +523,12 @@ def sample_from(model,              # a trained model
                )->torch.Tensor:
     "Draw `n` images from a model trained with configuration `cfg`, clamped to [-1, 1] as diffusers' pipelines clamp theirs"
     check_int(n, 'n', 1, 10**6); check_int(bs, 'bs', 1, 65_536); check_int(seed, 'seed', 0, 2**63 - 1)
+    if sampler is None: sampler = 'heun' if cfg.callback == 'edm' else 'ddim'
     _choice(sampler, 'sampler', tuple(SAMPLERS)); check_range(eta, 'eta', 0, 10)
-    steps = check_int(steps, 'steps', 1, cfg.n_train_steps)
+    steps = check_int((18 if sampler == 'heun' else 50) if steps is None else steps, 'steps', 1, cfg.n_train_steps)
     p = next(model.parameters())
     sched, model, dev, kw = build_schedule(cfg), model.eval(), torch.device(device or p.device), sampler_kwargs(cfg, sampler, eta)
+    if cfg.callback == 'edm': model = Denoiser(model, sched, 'edm', cfg.sigma_data, device=dev)  # EDM's preconditioning around the network
     rank, ws = group() if split else (0, 1)
     mine = list(range(0, n, bs))[rank::ws]  # batch k goes to rank k mod ws
     out = [torch.empty(0, cfg.in_channels, cfg.size, cfg.size, device=dev, dtype=p.dtype)]
@@ -587,8 +633,9 @@ def export_diffusers(run,  # a checkpoint or run folder of a `model='unet'`, `ca
     out = Path(out)
     if out.exists() and any(out.iterdir()): raise ValueError(f"`out` {out} is not empty; export into a new folder")
     model, cfg = load_run(run)
+    if cfg.callback == 'edm': raise ValueError("diffusers' `DDPMPipeline` calls the U-Net on x_t and t, without EDM's scalings of input and output: an 'edm' run does not export to it; train with `callback` 'ddpm'")
     if cfg.model != 'unet': raise ValueError("only runs of diffusers' UNet2DModel export to diffusers: this run's `model` is 'tiny'; train with `model` 'unet'")
-    if cfg.callback != 'ddpm': raise ValueError("diffusers' schedulers are discrete: this run's `callback` is 'continuous'; train with `callback` 'ddpm'")
+    if cfg.callback != 'ddpm': raise ValueError(f"diffusers' schedulers are discrete: this run's `callback` is {cfg.callback!r}; train with `callback` 'ddpm'")
     unet = UNet2DModel.from_config({k: v for k, v in model.config.items() if not k.startswith('_')})
     unet.load_state_dict(model.state_dict())
     sched = DDPMScheduler(num_train_timesteps=cfg.n_train_steps, trained_betas=build_schedule(cfg).tables['betas'].tolist(),

@@ -17,7 +17,7 @@ import torch
 from fastcore.basics import patch
 from fastprogress.fastprogress import progress_bar
 from .schedules import check_range, check_int, check_steps, check_objective
-from .diffusion import bcast, x0_eps_from_pred, learned_range_log_variance, DiffusionSchedule, as_schedule
+from .diffusion import bcast, x0_eps_from_pred, edm_scalings, learned_range_log_variance, DiffusionSchedule, as_schedule
 from .timesteps import respace_betas, space_timesteps
 
 # %% ../nbs/07_samplers.ipynb #47696ca5
@@ -209,9 +209,8 @@ def coefs(self:Denoiser, abar:float, # ᾱ of the point, in [0, 1)
     s, r = math.sqrt(abar), math.sqrt(1 - abar)
     if self.objective == 'edm':
         if s == 0: raise ValueError("`objective` 'edm' needs a finite σ at every point; this grid reaches ᾱ = 0")
-        sig, sd, k = r / s, self.sigma_data, 1. if tilde else 1 / s  # x̃ = k·state
-        q = math.hypot(sig, sd)
-        c_in, c_skip, c_out = 1 / q, sd**2 / q**2, sig * sd / q
+        sig, k = r / s, 1. if tilde else 1 / s  # x̃ = k·state
+        c_skip, c_out, c_in, _ = (float(c) for c in edm_scalings(torch.tensor(sig, dtype=torch.float64), self.sigma_data))
         return c_in * k, c_skip / c_in, c_out, (1 - c_skip) / (c_in * sig), -c_out / sig
     vp = {'eps': (1 / s if s else math.inf, -r / s if s else -math.inf, 0., 1.), 'x0': (0., 1., 1 / r, -s / r),
           'v': (s, -r, r, s)}[self.objective]
@@ -227,7 +226,7 @@ def points(self:Denoiser, abar,  # ᾱ at each point, float64 (n,)
     "The grid as `Point`s (model time on the device, coefficients as Python floats), computed once before a loop"
     abar = torch.as_tensor(abar, dtype=torch.float64).cpu()
     sig = sigma_of_abar(abar)
-    if self.objective == 'edm': ts = (sig.log() / 4).float()  # EDM's c_noise = ln(σ)/4
+    if self.objective == 'edm': ts = edm_scalings(sig, self.sigma_data)[3].float()  # EDM's c_noise = ln(σ)/4
     elif ts is None: ts = sigma_to_t(self.sched, sig, self.quantize)
     ts = torch.as_tensor(ts).to(self.device)[:, None].expand(-1, bs).unbind(0)
     return [Point(t, *self.coefs(a, tilde), s) for t, a, s in zip(ts, abar.tolist(), sig.tolist())]

@@ -6,8 +6,8 @@ Docs: https://diffnotes.github.io/diffnotes/schedules.html.md"""
 
 # %% auto #0
 __all__ = ['OBJECTIVES', 'check_range', 'check_int', 'check_steps', 'as_float', 'check_objective', 'check_betas', 'linear_betas',
-           'abar_from_betas', 'cosine_abar', 'betas_for_abar', 'cosine_betas', 'linear_abar', 'plot_abar', 'snr',
-           'logsnr', 'cosine_logsnr', 'linear_logsnr', 'plot_logsnr', 'rescale_zero_terminal_snr']
+           'abar_from_betas', 'cosine_abar', 'betas_for_abar', 'cosine_betas', 'linear_abar', 'edm_abar', 'plot_abar',
+           'snr', 'logsnr', 'cosine_logsnr', 'linear_logsnr', 'plot_logsnr', 'rescale_zero_terminal_snr']
 
 # %% ../nbs/00_schedules.ipynb #cad8970b
 import math
@@ -145,6 +145,18 @@ def linear_abar(t,                    # progress through the forward process, in
     t = check_range(as_float(t, 't'), 't', 0, 1)
     _check_vp(beta_min, beta_max)
     return torch.exp(-_vp_integral(t, beta_min, beta_max))
+
+# %% ../nbs/00_schedules.ipynb #41c90715
+def edm_abar(t,                    # progress in [0, 1] (tensor or number)
+             sigma_min:float=0.002, # σ at t = 0, > 0
+             sigma_max:float=80.,   # σ at t = 1, > `sigma_min`
+            )->torch.Tensor:
+    "ᾱ(t) = 1/(1 + σ(t)²) with σ(t) = σ_min^(1−t)·σ_max^t: the noise levels of an EDM model as a VP schedule"
+    t = check_range(as_float(t, 't'), 't', 0, 1)
+    check_range(sigma_min, 'sigma_min', 0, lo_open=True, hi=math.inf, hi_open=True)
+    check_range(sigma_max, 'sigma_max', sigma_min, math.inf, lo_open=True, hi_open=True)
+    log_sig = math.log(sigma_min) + t * (math.log(sigma_max) - math.log(sigma_min))
+    return torch.sigmoid(-2 * log_sig)  # 1/(1 + σ²) without overflow
 
 # %% ../nbs/00_schedules.ipynb #1164f613
 def plot_abar(abars:dict, # name → ᾱ table over the steps
