@@ -54,7 +54,9 @@ class DiffusionCallback(Callback):
     def own_loss(self): return self.weight is not None or self.t_sampler is not None or self.learn_variance
     def before_fit(self):
         self.old_loss = self.learn.loss_func
-        if self.own_loss() or self.old_loss is None: self.learn.loss_func = DiffusionLoss(self.sched, self.objective, self.lambda_vlb)
+        if not (self.own_loss() or self.old_loss is None): return
+        lv = self.learn_variance  # the bound term alone needs the schedule and the objective (an EDM model has neither ε nor v)
+        self.learn.loss_func = DiffusionLoss(self.sched, self.objective, self.lambda_vlb) if lv else DiffusionLoss()
     def after_fit(self): self.learn.loss_func, self._vtab = self.old_loss, None
     def before_validate(self): self._vpos = 0
 
@@ -64,7 +66,7 @@ from fastcore.basics import patch
 # %% ../nbs/06_callbacks.ipynb #a749c7eb
 @patch
 def draws(self:DiffusionCallback):
-    "`(x0, t, noise, r)` of the batch: fresh draws in training, the fixed per-image table in validation (r None: no importance weights)"
+    "`(x0, t, noise, r)`: fresh draws in training, the fixed per-image table in validation; r None without importance weights"
     x0 = self.xb[0]
     if len(x0) == 0: raise CancelBatchException  # fastai can hand an empty batch to an empty validation set: nothing to noisify
     if not torch.is_floating_point(x0): raise ValueError(f"the batch must hold floating-point images in [-1, 1]; got {x0.dtype}")
@@ -83,7 +85,8 @@ def before_batch(self:DiffusionCallback):
     "Replace the batch of clean images by `(x_t, t)`, and `yb` by the target (and what `DiffusionLoss` needs)"
     x0, t, noise, r = self.draws()
     x_t, _ = noisify(x0, t, self.sched, noise)
-    self.set_batch((x_t, t), get_target(self.objective, x0, noise, bcast(self.sched.lookup('abar', t), x0)), x0, x_t, t, r)
+    target = get_target(self.objective, x0, noise, bcast(self.sched.lookup('abar', t), x0))
+    self.set_batch((x_t, t), target, x0, x_t, t, r)
 
 # %% ../nbs/06_callbacks.ipynb #63d06930
 @patch
@@ -157,8 +160,8 @@ class ContinuousDDPMCallback(DiffusionCallback):
 
 # %% ../nbs/06_callbacks.ipynb #f4e0e55f
 class EDMCallback(DiffusionCallback):
-    "Train a `Learner` as EDM's preconditioned denoiser: log-normal σ, input c_in·(x0 + σn) at time c_noise, target (x0 − c_skip·x)/c_out"
-    def __init__(self, sigma_data:float=0.5,  # σ_data of the preconditioning: the scale of the data (measure it; see below)
+    "Train a `Learner` as EDM's preconditioned denoiser: log-normal σ, input c_in·(x0 + σn) at c_noise, EDM's target"
+    def __init__(self, sigma_data:float=0.5,  # σ_data of the preconditioning, the data's scale (measure it: see below)
                  p_mean:float=-1.2,            # mean of ln σ in training
                  p_std:float=1.2,              # standard deviation of ln σ in training
                  sigma_min:float=0.002,        # smallest σ, where sampling ends (the schedule's σ at t = 0)
@@ -166,12 +169,13 @@ class EDMCallback(DiffusionCallback):
                  valid_seed:int=42,            # seed of the validation noise
                 ):
         edm_abar(0., sigma_min, sigma_max)  # checks the range
-        super().__init__(DiffusionSchedule(abar_fn=partial(edm_abar, sigma_min=sigma_min, sigma_max=sigma_max)), valid_seed=valid_seed)
+        abar_fn = partial(edm_abar, sigma_min=sigma_min, sigma_max=sigma_max)
+        super().__init__(DiffusionSchedule(abar_fn=abar_fn), valid_seed=valid_seed)
         self.objective = 'edm'  # what `Denoiser` calls EDM's F
         self.sigma_data = float(check_range(sigma_data, 'sigma_data', 0, 100, lo_open=True))
-        lognormal_sigma(1, p_mean, p_std)  # checks both
+        check_range(p_mean, 'p_mean', -20, 20)
+        check_range(p_std, 'p_std', 0, 20, lo_open=True)
         self.p_mean, self.p_std = float(p_mean), float(p_std)
-    def own_loss(self): return False  # EDM's weight is in the target: a plain MSE (the Learner's, or `DiffusionLoss` if it has none)
     def draw_t(self, bs, device, gen):
         "Noise levels σ, and no importance weights"
         return lognormal_sigma(bs, self.p_mean, self.p_std, device, gen), None

@@ -334,7 +334,7 @@ def edm_weight(sigma,                # noise levels σ > 0
 def sigma_data_of(x0,                  # clean images (any shape), in the scale the model is trained on
                   centred:bool=False,  # the standard deviation instead of the root mean square
                  )->float:
-    "σ_data of a data set: the root mean square √E[x0²] that EDM's unit-variance scalings need, or (`centred`) the standard deviation"
+    "σ_data of a data set: the RMS √E[x0²] that EDM's unit-variance scalings need, or (`centred`) the std"
     if not torch.is_tensor(x0) or not torch.is_floating_point(x0) or x0.numel() < 2:
         raise ValueError(f"`x0` must be a floating-point tensor of at least 2 values; got {type(x0).__name__}")
     x = x0.double()

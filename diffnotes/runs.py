@@ -6,11 +6,11 @@ Docs: https://diffnotes.github.io/diffnotes/runs.html.md"""
 
 # %% auto #0
 __all__ = ['MODELS', 'CALLBACKS', 'SCHEDULES', 'WEIGHTS', 'NFE_SAMPLERS', 'PREDICTION_TYPES', 'RunConfig', 'field_docs',
-           'build_model', 'build_schedule', 'build_weight', 'build_callback', 'EpochLine', 'check_data', 'data_sigma',
-           'build_learner', 'world', 'is_main', 'group', 'barrier', 'plain', 'save_atomic', 'remove_stale',
-           'load_checkpoint', 'diffusion_cb', 'ema_cb', 'run_state', 'restore_state', 'RunCheckpoint', 'resume_config',
-           'seed_everything', 'train_run', 'save_grid', 'save_losses', 'finish_run', 'sampler_kwargs', 'sample_from',
-           'load_run', 'fid_vs_nfe', 'FIDCurve', 'result_path', 'export_diffusers']
+           'default_steps', 'build_model', 'build_schedule', 'build_weight', 'build_callback', 'EpochLine',
+           'check_data', 'build_learner', 'data_sigma', 'world', 'is_main', 'group', 'barrier', 'plain', 'save_atomic',
+           'remove_stale', 'load_checkpoint', 'diffusion_cb', 'ema_cb', 'run_state', 'restore_state', 'RunCheckpoint',
+           'resume_config', 'seed_everything', 'train_run', 'save_grid', 'save_losses', 'finish_run', 'sampler_kwargs',
+           'sample_from', 'load_run', 'fid_vs_nfe', 'FIDCurve', 'result_path', 'export_diffusers']
 
 # %% ../nbs/09_runs.ipynb #6a03f0c5
 import contextlib, dataclasses, json, math, os, random, re, sys, time
@@ -30,7 +30,8 @@ from .callbacks import DiffusionCallback, DDPMCallback, ContinuousDDPMCallback, 
 from .samplers import SAMPLERS, ImageNoise, Denoiser
 
 # %% ../nbs/09_runs.ipynb #f1a5b382
-MODELS, CALLBACKS, SCHEDULES, WEIGHTS = ('tiny', 'unet'), ('ddpm', 'continuous', 'edm'), ('cosine', 'linear'), ('none', 'p2', 'min-snr', 'edm', 'sigmoid')
+MODELS, CALLBACKS, SCHEDULES = ('tiny', 'unet'), ('ddpm', 'continuous', 'edm'), ('cosine', 'linear')
+WEIGHTS = ('none', 'p2', 'min-snr', 'edm', 'sigmoid')
 
 # %% ../nbs/09_runs.ipynb #bd1222a9
 @dataclass
@@ -41,17 +42,17 @@ class RunConfig:
     channels:tuple=(16, 32, 64) # channels per resolution, e.g. 16,32,64
     in_channels:int=1           # image channels: 1 (grey) or 3 (RGB)
     size:int=32                 # image size the model sees
-    callback:str='ddpm'         # 'ddpm' (integer steps), 'continuous' (t in [0, 1]) or 'edm' (EDM's σ, preconditioning and loss)
+    callback:str='ddpm'         # 'ddpm' (integer steps), 'continuous' (t in [0, 1]) or 'edm' (EDM's σ and loss)
     schedule:str='cosine'       # noise schedule: 'cosine' or 'linear'
     n_train_steps:int=1000      # T, the number of diffusion steps of a discrete schedule
     zero_snr:bool=False         # rescale the discrete schedule to zero terminal SNR (Lin et al. 2023); needs objective 'v' or 'x0'
-    objective:str=None          # what the model predicts: 'eps', 'x0' or 'v' (default 'v'); 'edm' runs: 'edm', EDM's preconditioned F
-    weight:str=None             # loss weighting: 'none', 'p2', 'min-snr', 'edm' or 'sigmoid' (default 'min-snr'; 'edm' runs: 'none', EDM's λ(σ) is in the target)
+    objective:str=None          # what the model predicts: 'eps', 'x0' or 'v' (default 'v'); 'edm' for 'edm' runs
+    weight:str=None             # loss weighting: 'none', 'p2', 'min-snr', 'edm', 'sigmoid' (default 'min-snr'; 'edm' runs: 'none')
     gamma:float=1.              # P2 exponent gamma, in [0, 2]
     k:float=1.                  # P2 offset k > 0
     min_snr_gamma:float=5.      # Min-SNR clip level > 0
     sigmoid_b:float=0.          # bias b of the sigmoid weighting, in [-20, 20]
-    sigma_data:float=None       # 'edm' runs: σ_data of the preconditioning, in (0, 100] (default: measured, the RMS of the training images)
+    sigma_data:float=None       # 'edm' runs: σ_data in (0, 100] (default: measured, the RMS of the training images)
     p_mean:float=-1.2           # 'edm' runs: mean of the log-normal ln σ in training, in [-20, 20]
     p_std:float=1.2             # 'edm' runs: its standard deviation, in (0, 20]
     importance:bool=False       # importance-sample t (Improved DDPM; discrete only)
@@ -63,7 +64,7 @@ class RunConfig:
     max_loss_ratio:float=100.   # stop when a training loss exceeds this multiple of its best running mean
     ema_decay:float=0.999       # decay of a moving average of the weights, in [0, 1): 0 turns it off; samples and exports use the average
     n_samples:int=512           # samples drawn after training
-    sampler:str=None            # sampler for those samples: 'ddpm' (ancestral, respaced; the default), 'ddim', 'dpm' (DPM-Solver++(2M)), 'euler' or 'heun' ('edm' runs' default)
+    sampler:str=None            # sampler for them: 'ddpm' (ancestral; default), 'ddim', 'dpm', 'euler', 'heun' ('edm' runs)
     sample_steps:int=None       # sampling steps, at most T (default 50; 18 for 'heun', 35 model calls as in EDM)
     def __post_init__(self): self.check()
 
@@ -88,26 +89,35 @@ def _channels(v):
         raise ValueError(f"`channels` must be one or more integers in [1, 4096], e.g. 16,32,64; got {v!r}")
     return v
 
+# %% ../nbs/09_runs.ipynb #ca144cf0
+def default_steps(sampler:str, # a name of `SAMPLERS`
+                 )->int:
+    "Sampling steps when none are given: 18 for Heun (35 model calls, EDM's CIFAR-10 setting), 50 for the others"
+    return 18 if sampler == 'heun' else 50
+
 # %% ../nbs/09_runs.ipynb #150896da
 @patch
 def fill_defaults(self:RunConfig):
-    "Give the fields left None the defaults of the run's callback: v, Min-SNR-5 and ancestral DDPM, or EDM's own for 'edm'"
+    "Give the fields left None the defaults of the run's callback: v, Min-SNR-5 and DDPM, or EDM's own for 'edm'"
     _choice(self.callback, 'callback', CALLBACKS)
     edm = self.callback == 'edm'
     if self.objective is None: self.objective = 'edm' if edm else 'v'
     if self.weight is None: self.weight = 'none' if edm else 'min-snr'
     if self.sampler is None: self.sampler = 'heun' if edm else 'ddpm'
-    if self.sample_steps is None: self.sample_steps = 18 if self.sampler == 'heun' else 50
+    if self.sample_steps is None: self.sample_steps = default_steps(self.sampler)
     return self
 
 @patch
 def check_edm(self:RunConfig):
     "Check the objective, and the fields that only an 'edm' run has or only it lacks"
     if self.callback != 'edm':
-        if self.sigma_data is not None: raise ValueError(f"`sigma_data` is for `callback` 'edm' only; got {self.sigma_data!r} with `callback` {self.callback!r}")
+        if self.sigma_data is not None:
+            raise ValueError(f"`sigma_data` is for `callback` 'edm' only; got {self.sigma_data!r} with `callback` {self.callback!r}")
         return check_objective(self.objective)
-    if self.objective != 'edm': raise ValueError(f"`objective` must be 'edm' for `callback` 'edm' (EDM's preconditioned network F); got {self.objective!r}")
-    if self.weight != 'none': raise ValueError(f"`weight` must be 'none' for `callback` 'edm': EDM's weight λ(σ) is built into its target; got {self.weight!r}")
+    if self.objective != 'edm':
+        raise ValueError(f"`objective` must be 'edm' for `callback` 'edm' (EDM's preconditioned network F); got {self.objective!r}")
+    if self.weight != 'none':
+        raise ValueError(f"`weight` must be 'none' for `callback` 'edm': EDM's weight λ(σ) is built into its target; got {self.weight!r}")
     if self.sigma_data is not None: self.sigma_data = float(check_range(self.sigma_data, 'sigma_data', 0, 100, lo_open=True))
 
 # %% ../nbs/09_runs.ipynb #9e4fd001
@@ -124,8 +134,9 @@ def check(self:RunConfig):
     self.n_train_steps, self.epochs, self.bs = check_int(self.n_train_steps, 'n_train_steps', 2, 100_000), check_int(self.epochs, 'epochs', 1, 100_000), check_int(self.bs, 'bs', 1, 65_536)
     self.seed, self.n_samples = check_int(self.seed, 'seed', 0, 2**63 - 1), check_int(self.n_samples, 'n_samples', 1, 1_000_000)
     self.sample_steps = check_int(self.sample_steps, 'sample_steps', 1, self.n_train_steps)
-    for name, lo, hi, lo_open in (('gamma', 0, 2, False), ('k', 0, 1e6, True), ('min_snr_gamma', 0, 1e6, True), ('sigmoid_b', -20, 20, False), ('lr', 0, 1, True), ('max_loss_ratio', 1, math.inf, True),
-                                   ('p_mean', -20, 20, False), ('p_std', 0, 20, True)):
+    for name, lo, hi, lo_open in (('gamma', 0, 2, False), ('k', 0, 1e6, True), ('min_snr_gamma', 0, 1e6, True),
+                                  ('sigmoid_b', -20, 20, False), ('lr', 0, 1, True), ('max_loss_ratio', 1, math.inf, True),
+                                  ('p_mean', -20, 20, False), ('p_std', 0, 20, True)):
         setattr(self, name, float(check_range(getattr(self, name), name, lo, hi, lo_open=lo_open)))
     self.ema_decay = float(check_range(self.ema_decay, 'ema_decay', 0, 1, hi_open=True))
     for name in ('importance', 'learn_variance', 'zero_snr'):
@@ -173,7 +184,7 @@ def build_callback(cfg:RunConfig,          # the run's configuration
     "The diffusion callback `cfg` describes"
     sched = sched or build_schedule(cfg)
     if cfg.callback == 'edm':
-        if cfg.sigma_data is None: raise ValueError("`sigma_data` is None: measure it first (`build_learner` does, with `data_sigma`)")
+        if cfg.sigma_data is None: raise ValueError("`sigma_data` is None: measure it first (`build_learner` does: `data_sigma`)")
         return EDMCallback(cfg.sigma_data, cfg.p_mean, cfg.p_std)
     if cfg.callback == 'continuous': return ContinuousDDPMCallback(sched.abar_fn, cfg.objective, build_weight(cfg))
     return DDPMCallback(sched, cfg.objective, build_weight(cfg), 'importance' if cfg.importance else None, cfg.learn_variance)
@@ -199,6 +210,25 @@ def check_data(dls, model):
         raise ValueError(f"the data's images, {tuple(x.shape[1:])} (channels, height, width), do not fit the model: {e}") from None
     finally: model.train()
 
+# %% ../nbs/09_runs.ipynb #2ea442fd
+def build_learner(cfg:RunConfig,    # the run's configuration
+                  dls=None,         # DataLoaders (default: `get_dls` of `cfg.data`)
+                  progress:bool=None, # progress bars (default: only when stdout is a terminal); False prints a line per epoch
+                 ):
+    "A fastai `Learner` for `cfg`: data, model, diffusion callback, `NaNGuard`, `Adam`; measures an 'edm' run's `sigma_data`"
+    from fastai.learner import Learner
+    from fastai.losses import MSELossFlat
+    from fastai.optimizer import Adam
+    from diffnotes.data import get_dls
+    if dls is None: dls = get_dls(cfg.data, bs=cfg.bs, size=cfg.size, channels=cfg.in_channels)
+    model = build_model(cfg)
+    check_data(dls, model)
+    if cfg.callback == 'edm' and cfg.sigma_data is None: cfg.sigma_data = data_sigma(dls)  # in `cfg`: the checkpoint has it
+    cbs = [build_callback(cfg), NaNGuard(cfg.max_loss_ratio)] + ([EMA(cfg.ema_decay)] if cfg.ema_decay else [])
+    learn = Learner(dls, model, loss_func=MSELossFlat(), opt_func=Adam, cbs=cbs)
+    if not (sys.stdout.isatty() if progress is None else progress): learn.remove_cb(learn.progress); learn.add_cb(EpochLine()); learn.logger = noop
+    return learn
+
 # %% ../nbs/09_runs.ipynb #5b1b2dc3
 def data_sigma(dls,                    # the run's DataLoaders
                max_images:int=10_000,  # images to measure, from the start of the training set
@@ -210,25 +240,6 @@ def data_sigma(dls,                    # the run's DataLoaders
         if n >= max_images: break
     if not xs: raise ValueError("the training set is empty: no images to measure `sigma_data` on")
     return round(sigma_data_of(torch.cat(xs)[:max_images]), 4)
-
-# %% ../nbs/09_runs.ipynb #2ea442fd
-def build_learner(cfg:RunConfig,    # the run's configuration
-                  dls=None,         # DataLoaders (default: `get_dls` of `cfg.data`)
-                  progress:bool=None, # progress bars (default: only when stdout is a terminal); False prints a line per epoch
-                 ):
-    "A fastai `Learner` for `cfg`: data, model, diffusion callback, `NaNGuard`, fastai's `Adam`; an 'edm' run without `sigma_data` gets it measured"
-    from fastai.learner import Learner
-    from fastai.losses import MSELossFlat
-    from fastai.optimizer import Adam
-    from diffnotes.data import get_dls
-    if dls is None: dls = get_dls(cfg.data, bs=cfg.bs, size=cfg.size, channels=cfg.in_channels)
-    model = build_model(cfg)
-    check_data(dls, model)
-    if cfg.callback == 'edm' and cfg.sigma_data is None: cfg.sigma_data = data_sigma(dls)  # kept in `cfg`: the checkpoint records it
-    cbs = [build_callback(cfg), NaNGuard(cfg.max_loss_ratio)] + ([EMA(cfg.ema_decay)] if cfg.ema_decay else [])
-    learn = Learner(dls, model, loss_func=MSELossFlat(), opt_func=Adam, cbs=cbs)
-    if not (sys.stdout.isatty() if progress is None else progress): learn.remove_cb(learn.progress); learn.add_cb(EpochLine()); learn.logger = noop
-    return learn
 
 # %% ../nbs/09_runs.ipynb #91ba92da
 def world()->tuple:
@@ -512,8 +523,8 @@ def sampler_kwargs(cfg:RunConfig, # the run's configuration
 def sample_from(model,              # a trained model
                 cfg:RunConfig,      # its configuration
                 n:int=64,           # number of images
-                sampler:str=None,   # a name of `SAMPLERS`: 'ddim', 'ddpm' (ancestral, respaced), 'dpm', 'euler' or 'heun' (None: 'ddim'; 'heun' for 'edm' runs)
-                steps:int=None,     # sampling steps (DDPM: respaced to this many; Heun: 2·steps − 1 model calls); None: 50, or 18 for Heun
+                sampler:str=None,   # a name of `SAMPLERS` (None: 'ddim', or 'heun' for 'edm' runs)
+                steps:int=None,     # sampling steps (Heun: 2·steps − 1 model calls); None: `default_steps(sampler)`
                 eta:float=0.,       # DDIM η ≥ 0
                 seed:int=0,         # seed of the noise: image i's noise depends on (seed, i) alone
                 bs:int=256,         # images per sampling batch (the images do not depend on it)
@@ -525,10 +536,10 @@ def sample_from(model,              # a trained model
     check_int(n, 'n', 1, 10**6); check_int(bs, 'bs', 1, 65_536); check_int(seed, 'seed', 0, 2**63 - 1)
     if sampler is None: sampler = 'heun' if cfg.callback == 'edm' else 'ddim'
     _choice(sampler, 'sampler', tuple(SAMPLERS)); check_range(eta, 'eta', 0, 10)
-    steps = check_int((18 if sampler == 'heun' else 50) if steps is None else steps, 'steps', 1, cfg.n_train_steps)
+    steps = check_int(default_steps(sampler) if steps is None else steps, 'steps', 1, cfg.n_train_steps)
     p = next(model.parameters())
     sched, model, dev, kw = build_schedule(cfg), model.eval(), torch.device(device or p.device), sampler_kwargs(cfg, sampler, eta)
-    if cfg.callback == 'edm': model = Denoiser(model, sched, 'edm', cfg.sigma_data, device=dev)  # EDM's preconditioning around the network
+    if cfg.callback == 'edm': model = Denoiser(model, sched, 'edm', cfg.sigma_data, device=dev)  # EDM's scalings around it
     rank, ws = group() if split else (0, 1)
     mine = list(range(0, n, bs))[rank::ws]  # batch k goes to rank k mod ws
     out = [torch.empty(0, cfg.in_channels, cfg.size, cfg.size, device=dev, dtype=p.dtype)]
@@ -633,9 +644,12 @@ def export_diffusers(run,  # a checkpoint or run folder of a `model='unet'`, `ca
     out = Path(out)
     if out.exists() and any(out.iterdir()): raise ValueError(f"`out` {out} is not empty; export into a new folder")
     model, cfg = load_run(run)
-    if cfg.callback == 'edm': raise ValueError("diffusers' `DDPMPipeline` calls the U-Net on x_t and t, without EDM's scalings of input and output: an 'edm' run does not export to it; train with `callback` 'ddpm'")
+    if cfg.callback == 'edm':
+        raise ValueError("diffusers' `DDPMPipeline` calls the U-Net on x_t and t, without EDM's scalings: "
+                         "an 'edm' run does not export to it; train with `callback` 'ddpm'")
     if cfg.model != 'unet': raise ValueError("only runs of diffusers' UNet2DModel export to diffusers: this run's `model` is 'tiny'; train with `model` 'unet'")
-    if cfg.callback != 'ddpm': raise ValueError(f"diffusers' schedulers are discrete: this run's `callback` is {cfg.callback!r}; train with `callback` 'ddpm'")
+    if cfg.callback != 'ddpm':
+        raise ValueError(f"diffusers' schedulers are discrete: this run's `callback` is {cfg.callback!r}; train with `callback` 'ddpm'")
     unet = UNet2DModel.from_config({k: v for k, v in model.config.items() if not k.startswith('_')})
     unet.load_state_dict(model.state_dict())
     sched = DDPMScheduler(num_train_timesteps=cfg.n_train_steps, trained_betas=build_schedule(cfg).tables['betas'].tolist(),

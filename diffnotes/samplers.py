@@ -210,7 +210,8 @@ def coefs(self:Denoiser, abar:float, # ᾱ of the point, in [0, 1)
     if self.objective == 'edm':
         if s == 0: raise ValueError("`objective` 'edm' needs a finite σ at every point; this grid reaches ᾱ = 0")
         sig, k = r / s, 1. if tilde else 1 / s  # x̃ = k·state
-        c_skip, c_out, c_in, _ = (float(c) for c in edm_scalings(torch.tensor(sig, dtype=torch.float64), self.sigma_data))
+        scal = edm_scalings(torch.tensor(sig, dtype=torch.float64), self.sigma_data)
+        c_skip, c_out, c_in, _ = (float(c) for c in scal)
         return c_in * k, c_skip / c_in, c_out, (1 - c_skip) / (c_in * sig), -c_out / sig
     vp = {'eps': (1 / s if s else math.inf, -r / s if s else -math.inf, 0., 1.), 'x0': (0., 1., 1 / r, -s / r),
           'v': (s, -r, r, s)}[self.objective]

@@ -39,7 +39,8 @@ def lognormal_sigma(batch_size:int,     # number of noise levels to draw
                     generator=None,     # `torch.Generator` for reproducible draws
                    )->torch.Tensor:
     "Noise levels σ = exp(P_mean + P_std·z), z ~ N(0, 1), shape (`batch_size`,), as EDM trains"
-    check_range(p_mean, 'p_mean', -20, 20); check_range(p_std, 'p_std', 0, 20, lo_open=True)
+    check_range(p_mean, 'p_mean', -20, 20)
+    check_range(p_std, 'p_std', 0, 20, lo_open=True)
     return (p_mean + p_std * torch.randn(batch_size, device=device, generator=generator)).exp()
 
 # %% ../nbs/03_timesteps.ipynb #60ebec83
