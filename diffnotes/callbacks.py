@@ -55,7 +55,7 @@ class DiffusionCallback(Callback):
     def before_fit(self):
         self.old_loss = self.learn.loss_func
         if not (self.own_loss() or self.old_loss is None): return
-        lv = self.learn_variance  # the bound term alone needs the schedule and the objective (an EDM model has neither ε nor v)
+        lv = self.learn_variance  # only the bound term needs the objective (EDM's F is neither ε nor v)
         self.learn.loss_func = DiffusionLoss(self.sched, self.objective, self.lambda_vlb) if lv else DiffusionLoss()
     def after_fit(self): self.learn.loss_func, self._vtab = self.old_loss, None
     def before_validate(self): self._vpos = 0
@@ -66,7 +66,7 @@ from fastcore.basics import patch
 # %% ../nbs/06_callbacks.ipynb #a749c7eb
 @patch
 def draws(self:DiffusionCallback):
-    "`(x0, t, noise, r)`: fresh draws in training, the fixed per-image table in validation; r None without importance weights"
+    "`(x0, t, noise, r)`: fresh draws in training, the per-image table in validation; r None: no importance weights"
     x0 = self.xb[0]
     if len(x0) == 0: raise CancelBatchException  # fastai can hand an empty batch to an empty validation set: nothing to noisify
     if not torch.is_floating_point(x0): raise ValueError(f"the batch must hold floating-point images in [-1, 1]; got {x0.dtype}")
@@ -78,7 +78,8 @@ def draws(self:DiffusionCallback):
 def set_batch(self:DiffusionCallback, xb, target, x0, x_t, t, r):
     "Hand the model `xb`, and the loss the target (with what `DiffusionLoss` needs)"
     self.learn.xb = xb
-    self.learn.yb = (target, *self.loss_args(x0, x_t, t, r)) if isinstance(self.learn.loss_func, DiffusionLoss) else (target,)
+    own = isinstance(self.learn.loss_func, DiffusionLoss)
+    self.learn.yb = (target, *self.loss_args(x0, x_t, t, r)) if own else (target,)
 
 @patch
 def before_batch(self:DiffusionCallback):

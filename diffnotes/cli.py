@@ -57,7 +57,7 @@ def train(resume:str=None,         # a checkpoint or run folder to continue to i
 # %% ../nbs/10_cli.ipynb #ee2ccf37
 def sample(run:str,              # a checkpoint, or a run folder holding `model.pt`
            out:str='samples',    # output path without suffix: writes OUT.png and OUT.pt (never over existing files)
-           sampler:str=None,     # 'ddim' (default), 'ddpm' (ancestral), 'dpm' (DPM-Solver++(2M)), 'euler', 'heun' ('edm' runs)
+           sampler:str=None,     # 'ddim' (default), 'ddpm' (ancestral), 'dpm', 'euler', 'heun' ('edm' runs)
            steps:int=None,       # sampling steps (default 50; 18 for 'heun')
            eta:float=0.,         # DDIM η in [0, 10]: 0 deterministic, 1 DDPM-like
            n:int=64,             # number of images

@@ -47,7 +47,7 @@ class RunConfig:
     n_train_steps:int=1000      # T, the number of diffusion steps of a discrete schedule
     zero_snr:bool=False         # rescale the discrete schedule to zero terminal SNR (Lin et al. 2023); needs objective 'v' or 'x0'
     objective:str=None          # what the model predicts: 'eps', 'x0' or 'v' (default 'v'); 'edm' for 'edm' runs
-    weight:str=None             # loss weighting: 'none', 'p2', 'min-snr', 'edm', 'sigmoid' (default 'min-snr'; 'edm' runs: 'none')
+    weight:str=None             # loss weighting: 'none', 'p2', 'min-snr', 'edm', 'sigmoid' (default 'min-snr'; EDM: 'none')
     gamma:float=1.              # P2 exponent gamma, in [0, 2]
     k:float=1.                  # P2 offset k > 0
     min_snr_gamma:float=5.      # Min-SNR clip level > 0
@@ -64,7 +64,7 @@ class RunConfig:
     max_loss_ratio:float=100.   # stop when a training loss exceeds this multiple of its best running mean
     ema_decay:float=0.999       # decay of a moving average of the weights, in [0, 1): 0 turns it off; samples and exports use the average
     n_samples:int=512           # samples drawn after training
-    sampler:str=None            # sampler for them: 'ddpm' (ancestral; default), 'ddim', 'dpm', 'euler', 'heun' ('edm' runs)
+    sampler:str=None            # sampler for them: 'ddpm' (ancestral; default), 'ddim', 'dpm', 'euler', 'heun' (EDM)
     sample_steps:int=None       # sampling steps, at most T (default 50; 18 for 'heun', 35 model calls as in EDM)
     def __post_init__(self): self.check()
 
@@ -112,20 +112,25 @@ def check_edm(self:RunConfig):
     "Check the objective, and the fields that only an 'edm' run has or only it lacks"
     if self.callback != 'edm':
         if self.sigma_data is not None:
-            raise ValueError(f"`sigma_data` is for `callback` 'edm' only; got {self.sigma_data!r} with `callback` {self.callback!r}")
+            raise ValueError(f"`sigma_data` is for `callback` 'edm' only; "
+                             f"got {self.sigma_data!r} with `callback` {self.callback!r}")
         return check_objective(self.objective)
     if self.objective != 'edm':
-        raise ValueError(f"`objective` must be 'edm' for `callback` 'edm' (EDM's preconditioned network F); got {self.objective!r}")
+        raise ValueError(f"`objective` must be 'edm' for `callback` 'edm' (EDM's preconditioned network F); "
+                         f"got {self.objective!r}")
     if self.weight != 'none':
-        raise ValueError(f"`weight` must be 'none' for `callback` 'edm': EDM's weight λ(σ) is built into its target; got {self.weight!r}")
-    if self.sigma_data is not None: self.sigma_data = float(check_range(self.sigma_data, 'sigma_data', 0, 100, lo_open=True))
+        raise ValueError(f"`weight` must be 'none' for `callback` 'edm': EDM's weight λ(σ) is built into its target; "
+                         f"got {self.weight!r}")
+    if self.sigma_data is None: return
+    self.sigma_data = float(check_range(self.sigma_data, 'sigma_data', 0, 100, lo_open=True))
 
 # %% ../nbs/09_runs.ipynb #9e4fd001
 @patch
 def check(self:RunConfig):
     "Normalise and check every field; raise a `ValueError` naming the first bad one and its allowed values"
     self.fill_defaults()
-    for name, allowed in (('model', MODELS), ('schedule', SCHEDULES), ('weight', WEIGHTS), ('sampler', tuple(SAMPLERS))):
+    for name, allowed in (('model', MODELS), ('schedule', SCHEDULES), ('weight', WEIGHTS),
+                          ('sampler', tuple(SAMPLERS))):
         _choice(getattr(self, name), name, allowed)
     self.check_edm()
     if not isinstance(self.data, (str, os.PathLike)): raise ValueError(f"`data` must be 'embedded', 'full' or a folder; got {self.data!r}")
@@ -135,7 +140,8 @@ def check(self:RunConfig):
     self.seed, self.n_samples = check_int(self.seed, 'seed', 0, 2**63 - 1), check_int(self.n_samples, 'n_samples', 1, 1_000_000)
     self.sample_steps = check_int(self.sample_steps, 'sample_steps', 1, self.n_train_steps)
     for name, lo, hi, lo_open in (('gamma', 0, 2, False), ('k', 0, 1e6, True), ('min_snr_gamma', 0, 1e6, True),
-                                  ('sigmoid_b', -20, 20, False), ('lr', 0, 1, True), ('max_loss_ratio', 1, math.inf, True),
+                                  ('sigmoid_b', -20, 20, False), ('lr', 0, 1, True),
+                                  ('max_loss_ratio', 1, math.inf, True),
                                   ('p_mean', -20, 20, False), ('p_std', 0, 20, True)):
         setattr(self, name, float(check_range(getattr(self, name), name, lo, hi, lo_open=lo_open)))
     self.ema_decay = float(check_range(self.ema_decay, 'ema_decay', 0, 1, hi_open=True))
@@ -184,7 +190,8 @@ def build_callback(cfg:RunConfig,          # the run's configuration
     "The diffusion callback `cfg` describes"
     sched = sched or build_schedule(cfg)
     if cfg.callback == 'edm':
-        if cfg.sigma_data is None: raise ValueError("`sigma_data` is None: measure it first (`build_learner` does: `data_sigma`)")
+        if cfg.sigma_data is None:
+            raise ValueError("`sigma_data` is None: measure it first (`build_learner` does: `data_sigma`)")
         return EDMCallback(cfg.sigma_data, cfg.p_mean, cfg.p_std)
     if cfg.callback == 'continuous': return ContinuousDDPMCallback(sched.abar_fn, cfg.objective, build_weight(cfg))
     return DDPMCallback(sched, cfg.objective, build_weight(cfg), 'importance' if cfg.importance else None, cfg.learn_variance)
@@ -215,7 +222,7 @@ def build_learner(cfg:RunConfig,    # the run's configuration
                   dls=None,         # DataLoaders (default: `get_dls` of `cfg.data`)
                   progress:bool=None, # progress bars (default: only when stdout is a terminal); False prints a line per epoch
                  ):
-    "A fastai `Learner` for `cfg`: data, model, diffusion callback, `NaNGuard`, `Adam`; measures an 'edm' run's `sigma_data`"
+    "A fastai `Learner` for `cfg`: data, model, diffusion callback, `NaNGuard`, `Adam`; measures an EDM run's σ_data"
     from fastai.learner import Learner
     from fastai.losses import MSELossFlat
     from fastai.optimizer import Adam
@@ -223,7 +230,8 @@ def build_learner(cfg:RunConfig,    # the run's configuration
     if dls is None: dls = get_dls(cfg.data, bs=cfg.bs, size=cfg.size, channels=cfg.in_channels)
     model = build_model(cfg)
     check_data(dls, model)
-    if cfg.callback == 'edm' and cfg.sigma_data is None: cfg.sigma_data = data_sigma(dls)  # in `cfg`: the checkpoint has it
+    if cfg.callback == 'edm' and cfg.sigma_data is None:
+        cfg.sigma_data = data_sigma(dls)  # kept in `cfg`: the checkpoint records it
     cbs = [build_callback(cfg), NaNGuard(cfg.max_loss_ratio)] + ([EMA(cfg.ema_decay)] if cfg.ema_decay else [])
     learn = Learner(dls, model, loss_func=MSELossFlat(), opt_func=Adam, cbs=cbs)
     if not (sys.stdout.isatty() if progress is None else progress): learn.remove_cb(learn.progress); learn.add_cb(EpochLine()); learn.logger = noop
@@ -539,7 +547,7 @@ def sample_from(model,              # a trained model
     steps = check_int(default_steps(sampler) if steps is None else steps, 'steps', 1, cfg.n_train_steps)
     p = next(model.parameters())
     sched, model, dev, kw = build_schedule(cfg), model.eval(), torch.device(device or p.device), sampler_kwargs(cfg, sampler, eta)
-    if cfg.callback == 'edm': model = Denoiser(model, sched, 'edm', cfg.sigma_data, device=dev)  # EDM's scalings around it
+    if cfg.callback == 'edm': model = Denoiser(model, sched, 'edm', cfg.sigma_data, device=dev)  # EDM's scalings
     rank, ws = group() if split else (0, 1)
     mine = list(range(0, n, bs))[rank::ws]  # batch k goes to rank k mod ws
     out = [torch.empty(0, cfg.in_channels, cfg.size, cfg.size, device=dev, dtype=p.dtype)]
@@ -649,7 +657,8 @@ def export_diffusers(run,  # a checkpoint or run folder of a `model='unet'`, `ca
                          "an 'edm' run does not export to it; train with `callback` 'ddpm'")
     if cfg.model != 'unet': raise ValueError("only runs of diffusers' UNet2DModel export to diffusers: this run's `model` is 'tiny'; train with `model` 'unet'")
     if cfg.callback != 'ddpm':
-        raise ValueError(f"diffusers' schedulers are discrete: this run's `callback` is {cfg.callback!r}; train with `callback` 'ddpm'")
+        raise ValueError(f"diffusers' schedulers are discrete: this run's `callback` is {cfg.callback!r}; "
+                         "train with `callback` 'ddpm'")
     unet = UNet2DModel.from_config({k: v for k, v in model.config.items() if not k.startswith('_')})
     unet.load_state_dict(model.state_dict())
     sched = DDPMScheduler(num_train_timesteps=cfg.n_train_steps, trained_betas=build_schedule(cfg).tables['betas'].tolist(),
