@@ -6,7 +6,7 @@ Docs: https://diffnotes.github.io/diffnotes/data.html.md"""
 
 # %% auto #0
 __all__ = ['read_idx', 'load_fashion_mnist', 'build_embedded', 'embedded_path', 'load_embedded', 'to_model_scale', 'ImageTensors',
-           'tensor_dls', 'get_dls']
+           'tensor_dls', 'embedded_dls', 'get_dls']
 
 # %% ../nbs/05_data.ipynb #51c70ae3
 import gzip, os, zlib
@@ -137,6 +137,23 @@ def tensor_dls(x_train,             # uint8 training images (N, H, W) or (N, C, 
     device = default_device() if device is None else device  # fastai's `DataLoaders` of plain `DataLoader`s would leave it None: batches and model on the CPU
     return DataLoaders(DataLoader(ImageTensors(tr), bs=bs, shuffle=True, drop_last=True, num_workers=num_workers),
                        DataLoader(ImageTensors(va), bs=bs, num_workers=num_workers), device=device)
+
+# %% ../nbs/05_data.ipynb #dt0emb02
+from fastcore.meta import delegates
+
+@delegates(tensor_dls)
+def embedded_dls(n:int=6000,    # training images: a multiple of 10 in [10, 6000], the first n/10 of each class
+                 n_valid:int=None, # validation images: a multiple of 10 in [10, 1000] (default: n/6, rounded up)
+                 **kwargs):
+    "`tensor_dls` of a class-balanced slice of the embedded subset (all of it by default)"
+    n_valid = -(-n // 60) * 10 if n_valid is None and isinstance(n, int) else n_valid
+    for v, name, hi in ((n, 'n', 6000), (n_valid, 'n_valid', 1000)):
+        if not isinstance(v, int) or isinstance(v, bool) or not 10 <= v <= hi or v % 10:
+            raise ValueError(f"`{name}` must be a multiple of 10 in [10, {hi}] (as many of each class); got {v!r}")
+    e = load_embedded()
+    xt, _ = _first_per_class(e['x_train'], e['y_train'], n // 10)
+    xv, _ = _first_per_class(e['x_test'], e['y_test'], n_valid // 10)
+    return tensor_dls(xt, xv, **kwargs)
 
 # %% ../nbs/05_data.ipynb #c6692e46
 def _is_fmnist_folder(p): return any((Path(p) / (_fmnist_files['x_train'] + s)).exists() for s in ('', '.gz'))

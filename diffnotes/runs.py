@@ -10,7 +10,8 @@ __all__ = ['MODELS', 'CALLBACKS', 'SCHEDULES', 'WEIGHTS', 'NFE_SAMPLERS', 'PREDI
            'check_data', 'build_learner', 'data_sigma', 'world', 'is_main', 'group', 'barrier', 'plain', 'save_atomic',
            'remove_stale', 'load_checkpoint', 'diffusion_cb', 'ema_cb', 'run_state', 'restore_state', 'RunCheckpoint',
            'resume_config', 'seed_everything', 'train_run', 'save_grid', 'save_losses', 'finish_run', 'sampler_kwargs',
-           'sample_from', 'load_run', 'fid_vs_nfe', 'FIDCurve', 'result_path', 'export_diffusers']
+           'sample_from', 'load_run', 'nfe_steps', 'nfe_samplers', 'fid_vs_nfe', 'FIDCurve', 'result_path',
+           'export_diffusers']
 
 # %% ../nbs/09_runs.ipynb #6a03f0c5
 import contextlib, dataclasses, json, math, os, random, re, sys, time
@@ -581,25 +582,46 @@ def load_run(path,          # a checkpoint or run folder
     return model.eval(), cfg
 
 # %% ../nbs/09_runs.ipynb #6aca0430
-NFE_SAMPLERS = {'ancestral DDPM': ('ddpm', 0.), 'DDIM η=0': ('ddim', 0.), 'DDIM η=1': ('ddim', 1.), 'DPM-Solver++(2M)': ('dpm', 0.)}
+NFE_SAMPLERS = {'ancestral DDPM': ('ddpm', 0.), 'DDIM η=0': ('ddim', 0.), 'DDIM η=1': ('ddim', 1.),
+                'DPM-Solver++(2M)': ('dpm', 0.), 'Euler': ('euler', 0.), 'Heun': ('heun', 0.)}
 
+def nfe_steps(sampler:str, # a name of `SAMPLERS`
+              nfe:int,     # a budget of model calls
+             )->int:
+    "The most steps of `sampler` within `nfe` model calls: Heun's n steps make 2n − 1 calls, the others' n"
+    _choice(sampler, 'sampler', tuple(SAMPLERS))
+    nfe = check_int(nfe, 'nfe', 1)
+    return (nfe + 1) // 2 if sampler == 'heun' else nfe
+
+def nfe_samplers(cfg:RunConfig)->list:
+    "The names of `NFE_SAMPLERS` that can sample a run of `cfg` (Euler and Heun need a finite σ: no zero terminal SNR)"
+    return [k for k, (s, _) in NFE_SAMPLERS.items() if not (cfg.zero_snr and s in ('euler', 'heun'))]
+
+# %% ../nbs/09_runs.ipynb #nfe0fn01
 def fid_vs_nfe(model,                  # a trained model, e.g. from `load_run`
                cfg:RunConfig,          # its configuration
                ev,                     # an `ImageEval`, e.g. `ImageEval.fashion_mnist()`
-               nfes=(10, 25, 50, 100), # numbers of model calls
+               nfes=(10, 25, 50, 100), # budgets of model calls
                n:int=512,              # samples per point
                n_boot:int=200,         # bootstrap resamples per interval
                seed:int=7,             # seed of the starting noise, the same for every point
                grids:dict=None,        # a dict to receive the first 64 samples of every point
+               samplers=None,          # names of `NFE_SAMPLERS` (default: `nfe_samplers(cfg)`)
               )->list:
-    "One row per sampler of `NFE_SAMPLERS` and number of model calls: FID, its 95% interval, the floor and KID"
+    "One row per sampler and budget of model calls: its steps and calls, FID, its 95% interval, the floor and KID"
     rows = []
-    for name, (sampler, eta) in NFE_SAMPLERS.items():
+    names = nfe_samplers(cfg) if samplers is None else list(samplers)
+    for name in names: _choice(name, 'samplers', tuple(NFE_SAMPLERS))  # all checked before any is drawn
+    for name in names:
+        sampler, eta = NFE_SAMPLERS[name]
         for k in nfes:
-            x = sample_from(model, cfg, n, sampler, k, eta, seed)
+            steps = nfe_steps(sampler, k)
+            x = sample_from(model, cfg, n, sampler, steps, eta, seed)
             if grids is not None: grids[name, k] = x[:64]
             r = ev.report(x, n_boot)
-            rows.append({'sampler': name, 'nfe': k, **{c: r[c] for c in ('n', 'fid', 'fid_ci95', 'floor', 'kid')}})
+            calls = 2 * steps - 1 if sampler == 'heun' else steps
+            scores = {c: r[c] for c in ('n', 'fid', 'fid_ci95', 'floor', 'kid')}
+            rows.append({'sampler': name, 'nfe': k, 'steps': steps, 'calls': calls, **scores})
     return rows
 
 # %% ../nbs/09_runs.ipynb #71572cae

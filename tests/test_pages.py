@@ -19,7 +19,7 @@ def fresh_python(code, cwd):
     (Path(cwd) / 'page.py').write_text(code)
     env = {k: v for k, v in os.environ.items() if k not in ('PYTHONPATH', 'PYTHONSTARTUP')}
     return subprocess.run([sys.executable, 'page.py'], cwd=cwd, capture_output=True, text=True, timeout=900,
-                          env={**env, 'MPLBACKEND': 'Agg', 'OMP_NUM_THREADS': '2'})
+                          env={**env, 'MPLBACKEND': 'Agg', 'OMP_NUM_THREADS': os.environ.get('OMP_NUM_THREADS', '2')})
 
 def test_home_page_code_runs_as_copied(tmp_path):
     cells = visible_code(ROOT / 'nbs' / 'index.ipynb')
