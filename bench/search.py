@@ -99,18 +99,18 @@ def train_eval(name, over, seed, out, tiny, curve=False, evals=None):
             'folder': str(folder), 'resumed': resume is not None, 'scores': res, 'curve': next((c.rows for c in cbs if isinstance(c, FIDCurve)), [])}
 
 def nfe_study(folder, out, tiny, put=None, n_boot=200):
-    "FID against the number of model calls for four samplers on one trained model (its moving average); rows go to `put` as they come"
+    "FID against the number of model calls for every sampler of `NFE_SAMPLERS` on one trained model (its moving average); rows go to `put` as they come"
     torch = setup()
     from diffnotes.runs import load_run, save_grid, fid_vs_nfe
     from diffnotes.eval import ImageEval
     model, cfg = load_run(folder)
     model, ev, rows = model.to('cuda' if torch.cuda.is_available() else 'cpu'), ImageEval.fashion_mnist(), []
-    slugs = {'ancestral DDPM': 'ddpm', 'DDIM η=0': 'ddim', 'DDIM η=1': 'ddim_eta1', 'DPM-Solver++(2M)': 'dpm'}
+    slugs = {'ancestral DDPM': 'ddpm', 'DDIM η=0': 'ddim', 'DDIM η=1': 'ddim_eta1', 'DPM-Solver++(2M)': 'dpm', 'Euler': 'euler', 'Heun': 'heun'}
     for k in NFE:
         grids = {}
         new = fid_vs_nfe(model, cfg, ev, (k,), 64 if tiny else 512, n_boot, grids=grids)
         for (name, k), x in grids.items():
-            if k in (10, 25): save_grid(x, Path(out) / f"nfe_{slugs[name]}_{k}.png")
+            if k in (10, 25): save_grid(x, Path(out) / f"nfe_{slugs.get(name, name.replace(' ', '_'))}_{k}.png")
         rows += new
         if put: put({'kind': 'nfe_rows', 'rows': new})
     return {'kind': 'nfe', 'folder': str(folder), 'config': {k: str(v) for k, v in cfg.__dict__.items()}, 'rows': rows}

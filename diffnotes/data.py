@@ -139,6 +139,7 @@ def tensor_dls(x_train,             # uint8 training images (N, H, W) or (N, C, 
                        DataLoader(ImageTensors(va), bs=bs, num_workers=num_workers), device=device)
 
 # %% ../nbs/05_data.ipynb #dt0emb02
+import inspect
 from fastcore.meta import delegates
 
 @delegates(tensor_dls)
@@ -150,6 +151,8 @@ def embedded_dls(n:int=6000,    # training images: a multiple of 10 in [10, 6000
     for v, name, hi in ((n, 'n', 6000), (n_valid, 'n_valid', 1000)):
         if not isinstance(v, int) or isinstance(v, bool) or not 10 <= v <= hi or v % 10:
             raise ValueError(f"`{name}` must be a multiple of 10 in [10, {hi}] (as many of each class); got {v!r}")
+    bs = kwargs.get('bs', inspect.signature(tensor_dls).parameters['bs'].default)
+    if n < bs: raise ValueError(f"`n` ({n}) must be at least `bs` ({bs}): the training loader drops its last partial batch")
     e = load_embedded()
     xt, _ = _first_per_class(e['x_train'], e['y_train'], n // 10)
     xv, _ = _first_per_class(e['x_test'], e['y_test'], n_valid // 10)

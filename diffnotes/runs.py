@@ -610,8 +610,9 @@ def fid_vs_nfe(model,                  # a trained model, e.g. from `load_run`
               )->list:
     "One row per sampler and budget of model calls: its steps and calls, FID, its 95% interval, the floor and KID"
     rows = []
-    names = nfe_samplers(cfg) if samplers is None else list(samplers)
-    for name in names: _choice(name, 'samplers', tuple(NFE_SAMPLERS))  # all checked before any is drawn
+    names = nfe_samplers(cfg) if samplers is None else [samplers] if isinstance(samplers, str) else list(samplers)
+    for name in names: _choice(name, 'samplers', tuple(nfe_samplers(cfg)))  # all checked before any is drawn
+    for k in nfes: nfe_steps('ddpm', k)
     for name in names:
         sampler, eta = NFE_SAMPLERS[name]
         for k in nfes:
