@@ -110,7 +110,7 @@ def nfe_study(folder, out, tiny, put=None, n_boot=200):
         grids = {}
         new = fid_vs_nfe(model, cfg, ev, (k,), 64 if tiny else 512, n_boot, grids=grids)
         for (name, k), x in grids.items():
-            if k in (10, 25): save_grid(x, Path(out) / f"nfe_{slugs.get(name, name.replace(' ', '_'))}_{k}.png")
+            if k in (10, 25): save_grid(x, Path(out) / f"nfe_{slugs[name]}_{k}.png")
         rows += new
         if put: put({'kind': 'nfe_rows', 'rows': new})
     return {'kind': 'nfe', 'folder': str(folder), 'config': {k: str(v) for k, v in cfg.__dict__.items()}, 'rows': rows}

@@ -14,7 +14,7 @@ import torch
 from fastai.callback.core import Callback, CancelBatchException
 from fastai.callback.fp16 import MixedPrecision
 from fastai.callback.tracker import TerminateOnNaNCallback
-from .schedules import cosine_abar, edm_abar, check_range, check_objective
+from .schedules import cosine_abar, edm_abar, check_range, check_objective, EDM_SIGMA_RANGE
 from .weights import eps_mse
 from .diffusion import noisify, get_target, mse_per_sample, vlb_term, bcast, DiffusionSchedule, edm_scalings, edm_target
 from .timesteps import uniform_steps, uniform_t, lognormal_sigma, LossSecondMomentSampler
@@ -165,8 +165,8 @@ class EDMCallback(DiffusionCallback):
     def __init__(self, sigma_data:float=0.5,  # σ_data of the preconditioning, the data's scale (measure it: see below)
                  p_mean:float=-1.2,            # mean of ln σ in training
                  p_std:float=1.2,              # standard deviation of ln σ in training
-                 sigma_min:float=0.002,        # smallest σ, where sampling ends (the schedule's σ at t = 0)
-                 sigma_max:float=80.,          # largest σ, where sampling starts
+                 sigma_min:float=EDM_SIGMA_RANGE[0], # smallest σ, where sampling ends (the schedule's σ at t = 0)
+                 sigma_max:float=EDM_SIGMA_RANGE[1], # largest σ, where sampling starts
                  valid_seed:int=42,            # seed of the validation noise
                 ):
         edm_abar(0., sigma_min, sigma_max)  # checks the range

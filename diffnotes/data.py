@@ -139,7 +139,6 @@ def tensor_dls(x_train,             # uint8 training images (N, H, W) or (N, C, 
                        DataLoader(ImageTensors(va), bs=bs, num_workers=num_workers), device=device)
 
 # %% ../nbs/05_data.ipynb #dt0emb02
-import inspect
 from fastcore.meta import delegates
 
 @delegates(tensor_dls)
@@ -148,15 +147,15 @@ def embedded_dls(n:int=6000,    # training images: a multiple of 10 in [10, 6000
                  **kwargs):
     "`tensor_dls` of a class-balanced slice of the embedded subset (all of it by default)"
     n_valid = -(-n // 60) * 10 if n_valid is None and isinstance(n, int) else n_valid
-    for v, name, hi in ((n, 'n', 6000), (n_valid, 'n_valid', 1000)):
+    for v, name, hi in ((n, 'n', 6000), (n_valid, 'n_valid', 1000)):  # `data` stands alone: no `check_int` here
         if not isinstance(v, int) or isinstance(v, bool) or not 10 <= v <= hi or v % 10:
             raise ValueError(f"`{name}` must be a multiple of 10 in [10, {hi}] (as many of each class); got {v!r}")
-    bs = kwargs.get('bs', inspect.signature(tensor_dls).parameters['bs'].default)
-    if n < bs: raise ValueError(f"`n` ({n}) must be at least `bs` ({bs}): the training loader drops its last partial batch")
     e = load_embedded()
     xt, _ = _first_per_class(e['x_train'], e['y_train'], n // 10)
     xv, _ = _first_per_class(e['x_test'], e['y_test'], n_valid // 10)
-    return tensor_dls(xt, xv, **kwargs)
+    dls = tensor_dls(xt, xv, **kwargs)
+    if not len(dls.train): raise ValueError(f"`n` ({n}) must be at least `bs` ({dls.train.bs}): the loader drops a partial batch")
+    return dls
 
 # %% ../nbs/05_data.ipynb #c6692e46
 def _is_fmnist_folder(p): return any((Path(p) / (_fmnist_files['x_train'] + s)).exists() for s in ('', '.gz'))

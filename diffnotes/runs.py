@@ -10,8 +10,8 @@ __all__ = ['MODELS', 'CALLBACKS', 'SCHEDULES', 'WEIGHTS', 'NFE_SAMPLERS', 'PREDI
            'check_data', 'build_learner', 'data_sigma', 'world', 'is_main', 'group', 'barrier', 'plain', 'save_atomic',
            'remove_stale', 'load_checkpoint', 'diffusion_cb', 'ema_cb', 'run_state', 'restore_state', 'RunCheckpoint',
            'resume_config', 'seed_everything', 'train_run', 'save_grid', 'save_losses', 'finish_run', 'sampler_kwargs',
-           'sample_from', 'load_run', 'nfe_steps', 'nfe_samplers', 'fid_vs_nfe', 'FIDCurve', 'result_path',
-           'export_diffusers']
+           'sample_from', 'load_run', 'model_calls', 'nfe_steps', 'nfe_samplers', 'fid_vs_nfe', 'FIDCurve',
+           'result_path', 'export_diffusers']
 
 # %% ../nbs/09_runs.ipynb #6a03f0c5
 import contextlib, dataclasses, json, math, os, random, re, sys, time
@@ -48,7 +48,7 @@ class RunConfig:
     n_train_steps:int=1000      # T, the number of diffusion steps of a discrete schedule
     zero_snr:bool=False         # rescale the discrete schedule to zero terminal SNR (Lin et al. 2023); needs objective 'v' or 'x0'
     objective:str=None          # what the model predicts: 'eps', 'x0' or 'v' (default 'v'); 'edm' for 'edm' runs
-    weight:str=None             # loss weighting: 'none', 'p2', 'min-snr', 'edm', 'sigmoid' (default 'min-snr'; EDM: 'none')
+    weight:str=None             # loss weight: 'none', 'p2', 'min-snr', 'edm', 'sigmoid' (default 'min-snr'; EDM 'none')
     gamma:float=1.              # P2 exponent gamma, in [0, 2]
     k:float=1.                  # P2 offset k > 0
     min_snr_gamma:float=5.      # Min-SNR clip level > 0
@@ -245,7 +245,8 @@ def data_sigma(dls,                    # the run's DataLoaders
     "EDM's σ_data of the training images: `sigma_data_of` (their RMS) over an unshuffled pass, rounded to 4 decimals"
     xs, n = [], 0
     for b in dls.train.new(shuffle=False, drop_last=False):
-        xs.append(b[0].cpu()); n += len(b[0])
+        xs.append(b[0])  # on the loaders' device: one read of the result, no copy per batch
+        n += len(b[0])
         if n >= max_images: break
     if not xs: raise ValueError("the training set is empty: no images to measure `sigma_data` on")
     return round(sigma_data_of(torch.cat(xs)[:max_images]), 4)
@@ -585,10 +586,18 @@ def load_run(path,          # a checkpoint or run folder
 NFE_SAMPLERS = {'ancestral DDPM': ('ddpm', 0.), 'DDIM η=0': ('ddim', 0.), 'DDIM η=1': ('ddim', 1.),
                 'DPM-Solver++(2M)': ('dpm', 0.), 'Euler': ('euler', 0.), 'Heun': ('heun', 0.)}
 
+def model_calls(sampler:str, # a name of `SAMPLERS`
+                steps:int,   # its number of steps
+               )->int:
+    "Model calls of `steps` steps of `sampler`: 2·steps − 1 for Heun (none after the last), `steps` for the others"
+    _choice(sampler, 'sampler', tuple(SAMPLERS))
+    steps = check_int(steps, 'steps', 1)
+    return 2 * steps - 1 if sampler == 'heun' else steps
+
 def nfe_steps(sampler:str, # a name of `SAMPLERS`
               nfe:int,     # a budget of model calls
              )->int:
-    "The most steps of `sampler` within `nfe` model calls: Heun's n steps make 2n − 1 calls, the others' n"
+    "The most steps of `sampler` within `nfe` model calls (the inverse of `model_calls`)"
     _choice(sampler, 'sampler', tuple(SAMPLERS))
     nfe = check_int(nfe, 'nfe', 1)
     return (nfe + 1) // 2 if sampler == 'heun' else nfe
@@ -612,7 +621,7 @@ def fid_vs_nfe(model,                  # a trained model, e.g. from `load_run`
     rows = []
     names = nfe_samplers(cfg) if samplers is None else [samplers] if isinstance(samplers, str) else list(samplers)
     for name in names: _choice(name, 'samplers', tuple(nfe_samplers(cfg)))  # all checked before any is drawn
-    for k in nfes: nfe_steps('ddpm', k)
+    for k in nfes: check_int(k, 'nfe', 1)
     for name in names:
         sampler, eta = NFE_SAMPLERS[name]
         for k in nfes:
@@ -620,9 +629,8 @@ def fid_vs_nfe(model,                  # a trained model, e.g. from `load_run`
             x = sample_from(model, cfg, n, sampler, steps, eta, seed)
             if grids is not None: grids[name, k] = x[:64]
             r = ev.report(x, n_boot)
-            calls = 2 * steps - 1 if sampler == 'heun' else steps
             scores = {c: r[c] for c in ('n', 'fid', 'fid_ci95', 'floor', 'kid')}
-            rows.append({'sampler': name, 'nfe': k, 'steps': steps, 'calls': calls, **scores})
+            rows.append({'sampler': name, 'nfe': k, 'steps': steps, 'calls': model_calls(sampler, steps), **scores})
     return rows
 
 # %% ../nbs/09_runs.ipynb #71572cae
