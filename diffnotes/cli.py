@@ -8,16 +8,12 @@ Docs: https://diffnotes.github.io/diffnotes/cli.html.md"""
 __all__ = ['COMMANDS', 'tables', 'train', 'sample', 'fid', 'export', 'command_parser', 'main']
 
 # %% ../nbs/10_cli.ipynb #fa56692c
-import argparse, inspect, re, sys, warnings
-from dataclasses import fields, MISSING
+import argparse, inspect, os, re, sys, warnings
+from dataclasses import fields
 from pathlib import Path
-import torch
 from fastcore.docments import docments
-warnings.filterwarnings('ignore', message='`torch.jit.script` is deprecated')  # fastai's imports trigger it under torch ≥ 2.10; the command's users cannot act on it
-from fastai.torch_core import default_device
-from .schedules import linear_betas, cosine_betas, abar_from_betas, plot_abar, plot_logsnr
-from .weights import weight_table, plot_p2_weights, plot_weight_zoo
-from .runs import RunConfig, field_docs, train_run, resume_config, load_checkpoint, load_run, sample_from, save_atomic, save_grid, export_diffusers
+from .checks import check_int, check_number
+from .config import RunConfig, field_docs, allowed, sampling_of
 
 # %% ../nbs/10_cli.ipynb #1c45c1a8
 def _save(ax, path):
@@ -31,50 +27,69 @@ def tables(out:str='figures',       # folder for the PNG figures (created if mis
            n_train_steps:int=1000,  # number of diffusion steps T
           )->list:
     "Print β, ᾱ, SNR and loss weights for the linear and cosine schedules; write their plots to `out`"
-    T, out = n_train_steps, Path(out)
+    from diffnotes.schedules import linear_betas, cosine_betas, abar_from_betas, plot_abar, plot_logsnr
+    from diffnotes.weights import weight_table, plot_p2_weights, plot_weight_zoo
+    T, out = check_int(n_train_steps, 'n_train_steps'), Path(out)
     scheds = {'linear (DDPM)': linear_betas(T), 'cosine (Improved DDPM)': cosine_betas(T)}
     out.mkdir(parents=True, exist_ok=True)
     steps = sorted({0, T // 100, T // 4, T // 2, 3 * T // 4, T - 1})
-    for name, betas in scheds.items(): print(f"\n{name} schedule, T={T}\n{weight_table(betas, steps).to_string(float_format='%.4g')}")
+    for name, betas in scheds.items():
+        print(f"\n{name} schedule, T={T}\n{weight_table(betas, steps).to_string(float_format='%.4g')}")
     abars = {k: abar_from_betas(b) for k, b in scheds.items()}
-    paths = [_save(plot_abar(abars), out/'abar.png'), _save(plot_logsnr(abars), out/'snr.png')]
+    paths = [_save(plot_abar(abars), out / 'abar.png'), _save(plot_logsnr(abars), out / 'snr.png')]
     for name, abar in abars.items():
         tag = name.split()[0]
-        paths.append(_save(plot_p2_weights(abar, title=f'P2 weights, {tag} schedule'), out/f'p2_weights_{tag}.png'))
-        paths.append(_save(plot_weight_zoo(abar, title=f'Loss weightings, {tag} schedule'), out/f'weight_zoo_{tag}.png'))
+        paths.append(_save(plot_p2_weights(abar, title=f'P2 weights, {tag} schedule'), out / f'p2_weights_{tag}.png'))
+        paths.append(_save(plot_weight_zoo(abar, title=f'Loss weightings, {tag} schedule'),
+                           out / f'weight_zoo_{tag}.png'))
     print('\nfigures: ' + ', '.join(p.name for p in paths))
     return paths
 
 # %% ../nbs/10_cli.ipynb #66362c02
-def train(resume:str=None,         # a checkpoint or run folder to continue to its planned epochs (its own folder is the output)
+def train(resume:str=None,         # a checkpoint or run folder to continue to its planned epochs (output: its folder)
           out:str='runs/default',  # folder for the checkpoint, loss plot and samples
           **options,               # the fields of `RunConfig`
          ):
     "Train a diffusion model (or resume a run) and write its checkpoint, loss plot and samples to `out`"
-    if resume is None: return train_run(RunConfig(**options), out)
-    return train_run(resume_config(load_checkpoint(resume), options), resume=resume)
+    cfg = RunConfig(**options) if resume is None else None  # checked before torch is imported
+    from diffnotes.runs import train_run
+    if resume is None: return train_run(cfg, out)
+    return train_run(resume=resume, overrides=options)  # the checkpoint is read once, by `train_run`
 
 # %% ../nbs/10_cli.ipynb #ee2ccf37
 def sample(run:str,              # a checkpoint, or a run folder holding `model.pt`
            out:str='samples',    # output path without suffix: writes OUT.png and OUT.pt (never over existing files)
-           sampler:str=None,     # 'ddim' (default), 'ddpm' (ancestral), 'dpm', 'euler', 'heun' ('edm' runs)
-           steps:int=None,       # sampling steps (default 50; 18 for 'heun')
+           sampler:str=None,     # 'ddpm' (ancestral), 'ddim', 'dpm', 'euler' or 'heun' (default: the run's own)
+           steps:int=None,       # sampling steps (default: the run's own for its sampler, else 50; 18 for 'heun')
            eta:float=0.,         # DDIM η in [0, 10]: 0 deterministic, 1 DDPM-like
            n:int=64,             # number of images
-           seed:int=0,           # seed of the noise, per image (drawn on the GPU when there is one: a GPU's images differ from a CPU's)
+           seed:int=0,           # seed of the noise, per image (drawn on the GPU if any: a GPU's images differ)
            bs:int=256,           # images per sampling batch: memory only, the images do not depend on it
+           ema_length:float=None, # draw from the post-hoc average of this relative width (a run trained with `--phema`)
           ):
     "Draw `n` images from a trained run; writes `out`.png (a grid) and `out`.pt"
+    check_int(n, 'n', 1, 10**6)
+    check_int(bs, 'bs', 1, 65_536)
+    check_int(seed, 'seed', 0, 2**63 - 1)
+    check_number(eta, 'eta', 0, 10)
     targets = [Path(f'{out}.pt'), Path(f'{out}.png')]
     for t in targets:
-        if t.exists(): raise ValueError(f"`out` {out}: {t} already exists; choose another `out` (sample never overwrites a file)")
-    model, cfg = load_run(run)
-    x = sample_from(model.to(default_device()), cfg, n, sampler, steps, eta, seed, bs).cpu()  # on the GPU when there is one (its noise is the GPU's)
-    if not torch.isfinite(x).all(): raise FloatingPointError(f"the samples are not finite ({sampler}, {steps} steps, η={eta}); nothing was written")
+        if t.exists():
+            raise ValueError(f"`out` {out}: {t} already exists; "
+                             "choose another `out` (sample never overwrites a file)")
+    import torch
+    from diffnotes.runs import load_run, sample_from, save_atomic, save_grid
+    model, cfg = load_run(run, ema_length=ema_length)  # on the default device: a GPU when there is one
+    sampler, steps = sampling_of(cfg, sampler, steps)  # the run's own unless told
+    x = sample_from(model, cfg, n, sampler, steps, eta, seed, bs).cpu()
+    if not torch.isfinite(x).all():
+        raise FloatingPointError(f"the samples are not finite ({sampler}, {steps} steps, η={eta}); "
+                                 "nothing was written")
     targets[0].parent.mkdir(parents=True, exist_ok=True)
-    save_atomic(x, targets[0]); save_grid(x, targets[1])
-    how = f"{sampler or 'the default sampler'}, {'default' if steps is None else steps} steps"
-    print(f"wrote {targets[1]} and {targets[0]} ({n} samples, {how})")
+    save_atomic(x, targets[0])
+    save_grid(x, targets[1])
+    avg = '' if ema_length is None else f", post-hoc average σ_rel = {ema_length}"
+    print(f"wrote {targets[1]} and {targets[0]} ({n} samples, {sampler}, {steps} steps{avg})")
     return x
 
 # %% ../nbs/10_cli.ipynb #ad8286fb
@@ -82,11 +97,15 @@ def fid(samples:str='runs/default/samples.pt', # a .pt file of images (N, 1, 32,
         n_boot:int=200,                        # bootstrap resamples for the confidence interval, at least 1
        )->dict:
     "Print and return the FID report of a `.pt` file of samples"
+    check_int(n_boot, 'n_boot', 1)
+    import torch
     from diffnotes.eval import ImageEval
     try: x = torch.load(samples, map_location='cpu', weights_only=True)
     except FileNotFoundError: raise ValueError(f"`samples` {samples}: no such file") from None
-    except Exception as e: raise ValueError(f"`samples` {samples} is not a file of samples ({type(e).__name__})") from None
-    if not torch.is_tensor(x): raise ValueError(f"`samples` {samples} must hold a tensor of images; got {type(x).__name__}")
+    except Exception as e:
+        raise ValueError(f"`samples` {samples} is not a file of samples ({type(e).__name__})") from None
+    if not torch.is_tensor(x):
+        raise ValueError(f"`samples` {samples} must hold a tensor of images; got {type(x).__name__}")
     rep = ImageEval.fashion_mnist().report(x, n_boot)
     print(rep['text'])
     return rep
@@ -94,40 +113,41 @@ def fid(samples:str='runs/default/samples.pt', # a .pt file of images (N, 1, 32,
 # %% ../nbs/10_cli.ipynb #f41c70d6
 def export(run:str, # a checkpoint or run folder of a `--model unet` run
            out:str, # a new (or empty) folder for the diffusers pipeline
+           ema_length:float=None, # export the post-hoc average of this relative width (a run trained with `--phema`)
           )->Path:
     "Write a run as a diffusers pipeline folder that loads without diffnotes"
-    p = export_diffusers(run, out)
+    from diffnotes.runs import export_diffusers
+    p = export_diffusers(run, out, ema_length)
     print(f"wrote {p}: load it with diffusers' DDPMPipeline.from_pretrained or DDIMPipeline.from_pretrained")
     return p
 
 # %% ../nbs/10_cli.ipynb #cb4a3964
-def _value(s):
-    "A command-line value as an int or a float where it reads as one, else the text"
-    for f in (int, float):
-        try: return f(s)
-        except ValueError: pass
-    return s
+def _help(doc, default, extra=''):
+    "An option's help: its comment, its allowed values, its default"
+    shown = ','.join(map(str, default)) if isinstance(default, tuple) else default
+    return f"{doc or ''} ({extra + '; ' if extra else ''}default: {shown})"
 
-def _add(p, name, default, doc, required=False):
-    "One option (or a positional argument when `required`) with its help text and default"
-    kw = dict(help=f"{doc or ''} (default: {','.join(map(str, default)) if isinstance(default, tuple) else default})")
-    if required: return p.add_argument(name, help=doc)
-    if isinstance(default, bool) and not default: return p.add_argument('--' + name.replace('_', '-'), action='store_true', help=doc)
-    p.add_argument('--' + name.replace('_', '-'), type=_value, **kw)
+def _add(p, name, anno, default, doc, extra=''):
+    "One option, typed by its annotation, or a positional argument when it has no default"
+    if default is inspect.Parameter.empty:
+        return p.add_argument(name, type=anno if anno in (int, float) else str, help=doc)
+    flag = '--' + name.replace('_', '-')
+    if anno is bool: return p.add_argument(flag, action=argparse.BooleanOptionalAction, help=_help(doc, default, extra))
+    p.add_argument(flag, type=anno if anno in (int, float) else str, help=_help(doc, default, extra))
 
 # %% ../nbs/10_cli.ipynb #7dbc6fb4
-def command_parser(name:str, # the subcommand: 'train', 'sample', 'fid' or 'tables'
+def command_parser(name:str, # the subcommand: 'train', 'sample', 'fid', 'export' or 'tables'
                   )->argparse.ArgumentParser:
-    "The parser of a subcommand; parsed values hold only the options given (a function's own defaults apply to the rest)"
+    ("The parser of a subcommand; parsed values hold only the options given "
+     "(a function's own defaults apply to the rest)")
     f = COMMANDS[name]
     p = argparse.ArgumentParser(prog=f'diffnotes {name}', description=f.__doc__, argument_default=argparse.SUPPRESS)
     docs = docments(f)
     for k, v in inspect.signature(f).parameters.items():
-        if v.kind is v.VAR_KEYWORD: continue
-        _add(p, k, v.default, docs.get(k), required=v.default is inspect.Parameter.empty)
+        if v.kind is not v.VAR_KEYWORD: _add(p, k, v.annotation, v.default, docs.get(k))
     if name == 'train':
         fd = field_docs(RunConfig)
-        for fl in fields(RunConfig): _add(p, fl.name, fl.default, fd[fl.name])
+        for fl in fields(RunConfig): _add(p, fl.name, fl.type, fl.default, fd[fl.name], allowed(fl))
     return p
 
 # %% ../nbs/10_cli.ipynb #650aaaba
@@ -136,18 +156,21 @@ COMMANDS = {'train': train, 'sample': sample, 'fid': fid, 'export': export, 'tab
 def _as_options(msg, p):
     "Backticked parameter names in `msg` as the options of parser `p`"
     dests = {a.dest for a in p._actions}
-    return re.sub(r'`(\w+)`', lambda m: f"`--{m.group(1).replace('_', '-')}`" if m.group(1) in dests else m.group(0), msg)
+    return re.sub(r'`(\w+)`', lambda m: f"`--{m.group(1).replace('_', '-')}`" if m.group(1) in dests else m.group(0),
+                  msg)
 
 # %% ../nbs/10_cli.ipynb #94b8a414
 def main(argv=None, # arguments (default: `sys.argv[1:]`)
         ):
-    "Entry point of the `diffnotes` command: parse, check, run; bad values exit with status 2 and a message naming the option"
-    import matplotlib
-    matplotlib.use('Agg')
-    warnings.filterwarnings('ignore', message='`torch.jit.script` is deprecated')
+    ("Entry point of the `diffnotes` command: parse, check, run; "
+     "bad values exit with status 2 and a message naming the option")
+    os.environ.setdefault('MPLBACKEND', 'Agg')  # figures go to files; set before anything imports matplotlib
+    warnings.filterwarnings('ignore', message='`torch.jit.script` is deprecated')  # fastai's imports under torch ≥ 2.10
     argv = sys.argv[1:] if argv is None else list(argv)
-    top = argparse.ArgumentParser(prog='diffnotes', description='Diffusion models trained with fastai, sampled and scored.')
-    top.add_argument('command', choices=list(COMMANDS), help=' | '.join(f"{k}: {f.__doc__}" for k, f in COMMANDS.items()))
+    top = argparse.ArgumentParser(prog='diffnotes',
+                                  description='Diffusion models trained with fastai, sampled and scored.')
+    top.add_argument('command', choices=list(COMMANDS),
+                     help=' | '.join(f"{k}: {f.__doc__}" for k, f in COMMANDS.items()))
     if not argv or argv[0] not in COMMANDS: top.parse_args(argv[:1])
     p = command_parser(argv[0])
     args = vars(p.parse_args(argv[1:]))
@@ -155,5 +178,6 @@ def main(argv=None, # arguments (default: `sys.argv[1:]`)
     except ValueError as e: p.error(_as_options(str(e), p))
     except FloatingPointError as e: sys.exit(f"diffnotes {argv[0]}: stopped: {e}")
     finally:
-        import torch.distributed as dist
-        if dist.is_available() and dist.is_initialized(): dist.destroy_process_group()  # under torchrun: gloo can abort at exit if its group is left open
+        dist = sys.modules.get('torch.distributed')  # only a command that ran imported torch
+        if dist is not None and dist.is_available() and dist.is_initialized():
+            dist.destroy_process_group()  # under torchrun: gloo can abort at exit if its group is left open

@@ -22,8 +22,10 @@ def read_idx(fn, # path of an idx file, optionally gzipped
     fn = Path(fn)
     try:
         with (gzip.open if fn.suffix == '.gz' else open)(fn, 'rb') as f: data = f.read()
-    except (EOFError, gzip.BadGzipFile, zlib.error) as e: raise ValueError(f"{fn} is not a complete gzip file ({e})") from e
-    if len(data) < 4 or data[:2] != b'\0\0' or data[2] != 8: raise ValueError(f"{fn} is not an idx file of unsigned bytes")
+    except (EOFError, gzip.BadGzipFile, zlib.error) as e:
+        raise ValueError(f"{fn} is not a complete gzip file ({e})") from e
+    if len(data) < 4 or data[:2] != b'\0\0' or data[2] != 8:
+        raise ValueError(f"{fn} is not an idx file of unsigned bytes")
     nd = data[3]
     if len(data) < 4 + 4 * nd: raise ValueError(f"{fn}: the header of {nd} dimensions is cut short ({len(data)} bytes)")
     shape = tuple(int.from_bytes(data[4 + 4 * i: 8 + 4 * i], 'big') for i in range(nd))
@@ -39,7 +41,8 @@ _fmnist_files = {'x_train': 'train-images-idx3-ubyte', 'y_train': 'train-labels-
 def _find(path, stem):
     for name in (stem, stem + '.gz'):
         if (Path(path) / name).exists(): return Path(path) / name
-    raise FileNotFoundError(f"`path` {path} has no {stem}[.gz]; Fashion-MNIST needs {', '.join(_fmnist_files.values())}")
+    raise FileNotFoundError(f"`path` {path} has no {stem}[.gz]; "
+                            f"Fashion-MNIST needs {', '.join(_fmnist_files.values())}")
 
 # %% ../nbs/05_data.ipynb #1e1dfd94
 def load_fashion_mnist(path=None,   # folder with the four idx files (gzipped or not); None to download
@@ -57,9 +60,9 @@ def _download(cache=None):
     try:
         for train in (True, False): FashionMNIST(root, train=train, download=True)
     except Exception as e:
-        raise ConnectionError(f"Could not download Fashion-MNIST into {root} ({type(e).__name__}: {e}). Without a network, "
-                              "pass `path=` a folder holding the four idx files, or use the embedded subset "
-                              "(`load_embedded()`, the default of `get_dls`).") from e
+        raise ConnectionError(f"Could not download Fashion-MNIST into {root} ({type(e).__name__}: {e}). "
+                              "Without a network, pass `path=` a folder holding the four idx files, "
+                              "or use the embedded subset (`load_embedded()`, the default of `get_dls`).") from e
     return root / 'FashionMNIST' / 'raw'
 
 # %% ../nbs/05_data.ipynb #ee501504
@@ -99,7 +102,8 @@ def to_model_scale(x,            # uint8 images (N, H, W) or (N, C, H, W), value
     "uint8 images → float32 (N, C, size, size) in [-1, 1], padded with the background value −1"
     x = torch.as_tensor(np.asarray(x))
     if x.numel() == 0: raise ValueError(f"`x` must hold at least one image; got shape {tuple(x.shape)}")
-    if x.dtype != torch.uint8: raise ValueError(f"`x` must be uint8 images with values in [0, 255]; got {str(x.dtype).removeprefix('torch.')}")
+    if x.dtype != torch.uint8:
+        raise ValueError(f"`x` must be uint8 images with values in [0, 255]; got {str(x.dtype).removeprefix('torch.')}")
     if x.ndim not in (3, 4): raise ValueError(f"`x` must be (N, H, W) or (N, C, H, W); got shape {tuple(x.shape)}")
     if x.ndim == 3: x = x[:, None]
     h, w = x.shape[-2:]
@@ -122,7 +126,9 @@ class ImageTensors(torch.utils.data.Dataset):
     def new_empty(self):
         "An `ImageTensors` with no images (of the same shape and dtype), as `DataLoaders.new_empty` asks for"
         return type(self)(self.x[:0])
-    def __repr__(self): return f"{type(self).__name__}({len(self)} images of {tuple(self.x.shape[1:])}, {str(self.x.dtype).removeprefix('torch.')})"
+    def __repr__(self):
+        return (f"{type(self).__name__}({len(self)} images of {tuple(self.x.shape[1:])}, "
+                f"{str(self.x.dtype).removeprefix('torch.')})")
 
 # %% ../nbs/05_data.ipynb #b8f597bb
 def tensor_dls(x_train,             # uint8 training images (N, H, W) or (N, C, H, W)
@@ -132,9 +138,11 @@ def tensor_dls(x_train,             # uint8 training images (N, H, W) or (N, C, 
                device=None,         # where batches go (None: fastai's `default_device()`, the GPU when there is one)
                num_workers:int=0,   # DataLoader workers
               )->DataLoaders:
-    "fastai `DataLoaders` of 1-tuples of images in [-1, 1] from uint8 arrays; the training set is shuffled and drops its last partial batch"
+    ("fastai `DataLoaders` of 1-tuples of images in [-1, 1] from uint8 arrays; "
+     "the training set is shuffled and drops its last partial batch")
     tr, va = to_model_scale(x_train, size), to_model_scale(x_valid, size)
-    device = default_device() if device is None else device  # fastai's `DataLoaders` of plain `DataLoader`s would leave it None: batches and model on the CPU
+    # fastai's `DataLoaders` of plain `DataLoader`s would leave it None: batches and model on the CPU
+    device = default_device() if device is None else device
     return DataLoaders(DataLoader(ImageTensors(tr), bs=bs, shuffle=True, drop_last=True, num_workers=num_workers),
                        DataLoader(ImageTensors(va), bs=bs, num_workers=num_workers), device=device)
 
@@ -154,7 +162,8 @@ def embedded_dls(n:int=6000,    # training images: a multiple of 10 in [10, 6000
     xt, _ = _first_per_class(e['x_train'], e['y_train'], n // 10)
     xv, _ = _first_per_class(e['x_test'], e['y_test'], n_valid // 10)
     dls = tensor_dls(xt, xv, **kwargs)
-    if not len(dls.train): raise ValueError(f"`n` ({n}) must be at least `bs` ({dls.train.bs}): the loader drops a partial batch")
+    if not len(dls.train):
+        raise ValueError(f"`n` ({n}) must be at least `bs` ({dls.train.bs}): the loader drops a partial batch")
     return dls
 
 # %% ../nbs/05_data.ipynb #c6692e46
@@ -170,7 +179,8 @@ def get_dls(data='embedded',   # 'embedded', 'full', a folder of Fashion-MNIST i
             num_workers:int=0, # DataLoader workers
            )->DataLoaders:
     "fastai `DataLoaders` of images in [-1, 1], shape (bs, channels, size, size); batches are 1-tuples"
-    if isinstance(bs, bool) or not isinstance(bs, int) or bs < 1: raise ValueError(f"`bs` must be an integer in [1, inf); got {bs!r}")
+    if isinstance(bs, bool) or not isinstance(bs, int) or bs < 1:
+        raise ValueError(f"`bs` must be an integer in [1, inf); got {bs!r}")
     if data in ('embedded', 'full') or _is_fmnist_folder(data):
         if channels != 1: raise ValueError(f"`channels` must be 1 for Fashion-MNIST (grey images); got {channels}")
         d = load_embedded() if data == 'embedded' else load_fashion_mnist(None if data == 'full' else data)
@@ -182,11 +192,14 @@ def _folder_dls(path, bs, size, channels, valid_pct, device, num_workers):
     from fastai.vision.all import (DataBlock, ImageBlock, PILImage, PILImageBW, get_image_files, Resize,
                                    GrandparentSplitter, RandomSplitter, Normalize)
     path = Path(path)
-    if not path.is_dir(): raise ValueError(f"`data` must be 'embedded', 'full' or an existing folder; got {str(path)!r}")
+    if not path.is_dir():
+        raise ValueError(f"`data` must be 'embedded', 'full' or an existing folder; got {str(path)!r}")
     if channels not in (1, 3): raise ValueError(f"`channels` must be 1 or 3; got {channels}")
     if not get_image_files(path): raise ValueError(f"no images found in {path}")
     valid = next((v for v in ('valid', 'val') if (path / v).is_dir()), None)
-    splitter = GrandparentSplitter('train', valid) if valid and (path / 'train').is_dir() else RandomSplitter(valid_pct, seed=42)
+    splitter = (GrandparentSplitter('train', valid) if valid and (path / 'train').is_dir()
+                else RandomSplitter(valid_pct, seed=42))
     dblock = DataBlock(blocks=(ImageBlock(PILImageBW if channels == 1 else PILImage),), get_items=get_image_files,
-                       splitter=splitter, item_tfms=Resize(size), batch_tfms=Normalize.from_stats([0.5] * channels, [0.5] * channels))
+                       splitter=splitter, item_tfms=Resize(size),
+                       batch_tfms=Normalize.from_stats([0.5] * channels, [0.5] * channels))
     return dblock.dataloaders(path, bs=bs, device=device, num_workers=num_workers)

@@ -18,7 +18,8 @@ from .schedules import check_range, as_float, check_betas, check_objective, snr,
 
 # %% ../nbs/02_diffusion.ipynb #dbc041e8
 def _check_batch(x, t, xname='x0'):
-    if not torch.is_floating_point(x): raise ValueError(f"`{xname}` must be a floating-point tensor of images; got {x.dtype}")
+    if not torch.is_floating_point(x):
+        raise ValueError(f"`{xname}` must be a floating-point tensor of images; got {x.dtype}")
     if len(x) == 0: raise ValueError(f"`{xname}` must hold at least one image; got an empty batch")
     if t.ndim != 1 or len(t) != len(x):
         raise ValueError(f"`t` must have one entry per image: shape ({len(x)},); got {tuple(t.shape)}")
@@ -38,7 +39,8 @@ def abar_at(t,     # integer steps in [0, T) or continuous times in [0, 1], shap
     "ᾱ at each entry of `t`: a table lookup for integer steps, a function call for continuous times"
     if hasattr(abar, 'lookup'): return abar.lookup('abar', t)  # a `DiffusionSchedule` (defined below)
     if t.is_floating_point():
-        if not callable(abar): raise ValueError("continuous `t` needs `abar` to be a function of t ∈ [0, 1], e.g. `cosine_abar`")
+        if not callable(abar):
+            raise ValueError("continuous `t` needs `abar` to be a function of t ∈ [0, 1], e.g. `cosine_abar`")
         return abar(t)
     if callable(abar): raise ValueError("integer `t` needs `abar` to be a table of ᾱ, e.g. `abar_from_betas(betas)`")
     check_range(t, 't', 0, len(abar), hi_open=True)
@@ -53,7 +55,8 @@ def noisify(x0,          # clean images, floating point, shape (B, ...)
     "x_t = √ᾱ_t·x0 + √(1 − ᾱ_t)·ε for a batch; returns `(x_t, noise)`"
     _check_batch(x0, t)
     if noise is None: noise = torch.randn_like(x0)
-    elif noise.shape != x0.shape: raise ValueError(f"`noise` must have the shape of `x0`, {tuple(x0.shape)}; got {tuple(noise.shape)}")
+    elif noise.shape != x0.shape:
+        raise ValueError(f"`noise` must have the shape of `x0`, {tuple(x0.shape)}; got {tuple(noise.shape)}")
     a = bcast(abar_at(t, abar), x0)
     return torch.addcmul((1 - a).sqrt() * noise, a.sqrt(), x0), noise
 
@@ -146,15 +149,19 @@ class DiffusionSchedule:
     def __init__(self, betas=None,   # β for each step (discrete time)
                  abar_fn=None,       # ᾱ as a function of t ∈ [0, 1] (continuous time), e.g. `cosine_abar`
                 ):
-        if (betas is None) == (abar_fn is None): raise ValueError("pass exactly one of `betas` (discrete) or `abar_fn` (continuous)")
-        if abar_fn is not None and not callable(abar_fn): raise ValueError(f"`abar_fn` must be a function of t ∈ [0, 1]; got {type(abar_fn).__name__}")
+        if (betas is None) == (abar_fn is None):
+            raise ValueError("pass exactly one of `betas` (discrete) or `abar_fn` (continuous)")
+        if abar_fn is not None and not callable(abar_fn):
+            raise ValueError(f"`abar_fn` must be a function of t ∈ [0, 1]; got {type(abar_fn).__name__}")
         self.abar_fn, self.tables, self._dev = abar_fn, {}, {}
         if betas is not None: self.tables = self._derive(check_betas(betas).double())
     @property
     def discrete(self): return self.abar_fn is None
     @property
     def n_train_steps(self): return len(self.tables['betas']) if self.discrete else None
-    def __repr__(self): return f"DiffusionSchedule(T={self.n_train_steps})" if self.discrete else f"DiffusionSchedule(abar_fn={getattr(self.abar_fn, '__name__', self.abar_fn)})"
+    def __repr__(self):
+        return (f"DiffusionSchedule(T={self.n_train_steps})" if self.discrete
+                else f"DiffusionSchedule(abar_fn={getattr(self.abar_fn, '__name__', self.abar_fn)})")
 
 # %% ../nbs/02_diffusion.ipynb #e7c8f6a3
 from fastcore.basics import patch
@@ -195,8 +202,10 @@ def lookup(self:DiffusionSchedule, name:str, # one of `tables_names` ('abar', 's
 # %% ../nbs/02_diffusion.ipynb #ef76c778
 @patch
 def _continuous(self:DiffusionSchedule, name, t):
-    if name not in ('abar', 'snr', 'logsnr'): raise ValueError(f"a continuous schedule has `name` 'abar', 'snr' or 'logsnr'; got {name!r}")
-    if not t.is_floating_point(): raise ValueError("a continuous schedule needs floating-point times `t` in [0, 1]; got integers")
+    if name not in ('abar', 'snr', 'logsnr'):
+        raise ValueError(f"a continuous schedule has `name` 'abar', 'snr' or 'logsnr'; got {name!r}")
+    if not t.is_floating_point():
+        raise ValueError("a continuous schedule needs floating-point times `t` in [0, 1]; got integers")
     a = self.abar_fn(t if t.device.type == 'mps' else t.double())
     return a if name == 'abar' else snr(a) if name == 'snr' else logsnr(a)
 
@@ -279,9 +288,11 @@ def vlb_term(out,              # model output with 2×C channels
              objective='eps',  # what the first half of `out` predicts
              lambda_vlb=0.001, # λ: weight of the full bound T·L_t
             ):
-    "Per-sample λ·T·L_t in bits/dim, the mean taken as fixed (detached) so that only the variance channels learn from it"
+    ("Per-sample λ·T·L_t in bits/dim, the mean taken as fixed (detached) so that only the variance channels "
+     "learn from it")
     sched = as_schedule(sched)
-    if out.shape[1] != 2 * x_t.shape[1]: raise ValueError(f"a learned-variance model must output 2×{x_t.shape[1]} channels; got {out.shape[1]}")
+    if out.shape[1] != 2 * x_t.shape[1]:
+        raise ValueError(f"a learned-variance model must output 2×{x_t.shape[1]} channels; got {out.shape[1]}")
     pred, v = out.chunk(2, dim=1)
     mean, logvar, _ = model_mean_logvar(torch.cat([pred.detach(), v], 1), x_t, t, sched, objective)
     return lambda_vlb * sched.n_train_steps * vb_terms_bpd(mean, logvar, x0, x_t, t, sched)

@@ -33,8 +33,12 @@ class FashionClassifier(nn.Module):
         self.body = nn.Sequential(_conv(1, w), _conv(w, 2 * w, 2), _conv(2 * w, 2 * w), _conv(2 * w, 4 * w, 2),
                                   _conv(4 * w, 4 * w), _conv(4 * w, 4 * w, 2), nn.AdaptiveAvgPool2d(1), nn.Flatten())
         self.head = nn.Linear(4 * w, n_classes)
-    def features(self, x): "Pooled features (N, 4 × `width`) of images `x`"; return self.body(x)
-    def forward(self, x): "Class logits of images `x`"; return self.head(self.body(x))
+    def features(self, x):
+        "Pooled features (N, 4 × `width`) of images `x`"
+        return self.body(x)
+    def forward(self, x):
+        "Class logits of images `x`"
+        return self.head(self.body(x))
 
 # %% ../nbs/08_eval.ipynb #ea09df22
 def train_classifier(x_train, y_train,   # uint8 images (N, 28, 28) and labels
@@ -54,10 +58,13 @@ def train_classifier(x_train, y_train,   # uint8 images (N, 28, 28) and labels
     from fastcore.basics import noop
     from fastai.torch_core import default_device
     ds = lambda x, y: list(zip(to_model_scale(x), torch.as_tensor(np.asarray(y), dtype=torch.long)))
-    dls = DataLoaders(DataLoader(ds(x_train, y_train), bs=bs, shuffle=True, drop_last=True), DataLoader(ds(x_valid, y_valid), bs=512),
-                      device=default_device())  # plain loaders would keep fastai's `device=None`: the CPU even beside a GPU
+    # plain loaders would keep fastai's `device=None`: the CPU even beside a GPU
+    dls = DataLoaders(DataLoader(ds(x_train, y_train), bs=bs, shuffle=True, drop_last=True),
+                      DataLoader(ds(x_valid, y_valid), bs=512), device=default_device())
     learn = Learner(dls, FashionClassifier(), loss_func=CrossEntropyLossFlat(), metrics=accuracy)
-    if not progress: learn.remove_cb(learn.progress); learn.logger = noop  # without the bar, fastai prints raw rows
+    if not progress:  # without the bar, fastai prints raw rows
+        learn.remove_cb(learn.progress)
+        learn.logger = noop
     learn.fit_one_cycle(epochs, lr)
     acc = float(learn.validate()[1])
     return learn.model.cpu().eval(), acc
@@ -118,7 +125,8 @@ def mean_cov(s,     # sum of the features, shape (d,)
 def feature_stats(f, # features (N, d), N ≥ 2
                  ):
     "Mean and unbiased covariance (float64) of a set of features"
-    if f.ndim != 2 or len(f) < 2: raise ValueError(f"`f` must be features (N, d) with N ≥ 2; got shape {tuple(f.shape)}")
+    if f.ndim != 2 or len(f) < 2:
+        raise ValueError(f"`f` must be features (N, d) with N ≥ 2; got shape {tuple(f.shape)}")
     f = f.double()
     return mean_cov(f.sum(0), f.T @ f, len(f))
 
@@ -130,10 +138,13 @@ def frechet_distance(mu1, sigma1, # mean (d,) and covariance (d, d) of the first
     mu1, sigma1, mu2, sigma2 = (torch.as_tensor(t).double() for t in (mu1, sigma1, mu2, sigma2))
     d = mu1.shape[-1]
     if mu1.shape != (d,) or mu2.shape != (d,) or sigma1.shape != (d, d) or sigma2.shape != (d, d):
-        raise ValueError(f"the means must have shape (d,) and the covariances (d, d); got {[tuple(t.shape) for t in (mu1, sigma1, mu2, sigma2)]}")
+        raise ValueError("the means must have shape (d,) and the covariances (d, d); "
+                         f"got {[tuple(t.shape) for t in (mu1, sigma1, mu2, sigma2)]}")
     prod = sigma1 @ sigma2
-    if not all(torch.isfinite(t).all() for t in (mu1, mu2, prod)): raise ValueError("the feature statistics must be finite; got NaN or inf")
-    res = float((mu1 - mu2).pow(2).sum() + sigma1.trace() + sigma2.trace() - 2 * torch.linalg.eigvals(prod).sqrt().real.sum())
+    if not all(torch.isfinite(t).all() for t in (mu1, mu2, prod)):
+        raise ValueError("the feature statistics must be finite; got NaN or inf")
+    res = float((mu1 - mu2).pow(2).sum() + sigma1.trace() + sigma2.trace()
+                - 2 * torch.linalg.eigvals(prod).sqrt().real.sum())
     if not math.isfinite(res): raise ValueError(f"FID is not finite ({res}): the features are too large")
     return max(res, 0.)
 
@@ -141,13 +152,16 @@ def frechet_distance(mu1, sigma1, # mean (d,) and covariance (d, d) of the first
 def check_images(x,            # what should be images
                  name:str='x', # the argument's name, for the error message
                 ):
-    "`x` unchanged, or a `ValueError` naming `name` unless it is a float tensor (N ≥ 2, 1, 32, 32) of finite values in [-1, 1]"
+    ("`x` unchanged, or a `ValueError` naming `name` unless it is a float tensor (N ≥ 2, 1, 32, 32) "
+     "of finite values in [-1, 1]")
     want = f"`{name}` must be a float tensor of images (N, 1, 32, 32), N ≥ 2, with finite values in [-1, 1]"
     if not torch.is_tensor(x): raise ValueError(f"{want}; got {type(x).__name__}")
     if not x.is_floating_point(): raise ValueError(f"{want}; got dtype {x.dtype}")
-    if x.ndim != 4 or tuple(x.shape[1:]) != (1, 32, 32) or len(x) < 2: raise ValueError(f"{want}; got shape {tuple(x.shape)}")
+    if x.ndim != 4 or tuple(x.shape[1:]) != (1, 32, 32) or len(x) < 2:
+        raise ValueError(f"{want}; got shape {tuple(x.shape)}")
     bad = ~torch.isfinite(x) | (x.abs() > 1 + 1e-3)
-    if bool(bad.any()): raise ValueError(f"{want}; got {int(bad.sum())} value(s) outside, e.g. {x[bad].flatten()[0].item():.4g}")
+    if bool(bad.any()):
+        raise ValueError(f"{want}; got {int(bad.sum())} value(s) outside, e.g. {x[bad].flatten()[0].item():.4g}")
     return x
 
 # %% ../nbs/08_eval.ipynb #17dc07a7
@@ -167,7 +181,8 @@ class ImageEval:
                       device=None,     # where the classifier runs (default: the CPU)
                      ):
         "The shipped classifier and test-set statistics"
-        return cls(load_classifier(), torch.load(ref_path(), map_location='cpu', weights_only=True), bs=bs, device=device)
+        return cls(load_classifier(), torch.load(ref_path(), map_location='cpu', weights_only=True), bs=bs,
+                   device=device)
 
 # %% ../nbs/08_eval.ipynb #8a9e1a2c
 from fastcore.basics import patch
@@ -192,19 +207,23 @@ def fid(self:ImageEval, x, # images (N, 1, 32, 32) in [-1, 1]
 def fid_between(self:ImageEval, a, b, # two sets of images (N, 1, 32, 32) in [-1, 1]
                )->float:
     "FID between two sets of images, both through the feature extractor"
-    check_images(a, 'a'); check_images(b, 'b')
+    check_images(a, 'a')
+    check_images(b, 'b')
     return frechet_distance(*feature_stats(self.features(a)), *feature_stats(self.features(b)))
 
 # %% ../nbs/08_eval.ipynb #bca19311
 def kid_from_features(fx, fy, # two feature sets (m, d) and (n, d), m, n ≥ 2
                      )->float:
-    "Unbiased MMD² between feature sets `fx` and `fy` with the cubic polynomial kernel; a `ValueError` if it is not finite"
+    ("Unbiased MMD² between feature sets `fx` and `fy` with the cubic polynomial kernel; "
+     "a `ValueError` if it is not finite")
     if fx.ndim != 2 or fy.ndim != 2 or fx.shape[1] != fy.shape[1] or len(fx) < 2 or len(fy) < 2:
-        raise ValueError(f"`fx` and `fy` must be feature sets (m, d) and (n, d) with m, n ≥ 2; got shapes {tuple(fx.shape)} and {tuple(fy.shape)}")
+        raise ValueError("`fx` and `fy` must be feature sets (m, d) and (n, d) with m, n ≥ 2; "
+                         f"got shapes {tuple(fx.shape)} and {tuple(fy.shape)}")
     d, m, n = fx.shape[1], len(fx), len(fy)
     k = lambda a, b: (a @ b.T / d + 1) ** 3
     kxx, kyy, kxy = k(fx, fx), k(fy, fy), k(fx, fy)
-    res = float((kxx.sum() - kxx.diagonal().sum()) / (m * (m - 1)) + (kyy.sum() - kyy.diagonal().sum()) / (n * (n - 1)) - 2 * kxy.mean())
+    res = float((kxx.sum() - kxx.diagonal().sum()) / (m * (m - 1)) + (kyy.sum() - kyy.diagonal().sum()) / (n * (n - 1))
+                - 2 * kxy.mean())
     if not math.isfinite(res): raise ValueError("KID is not finite: the features hold NaN or inf, or are too large")
     return res
 
@@ -240,7 +259,8 @@ def bootstrap(self:ImageEval, x,    # images (N, 1, 32, 32) in [-1, 1]
         raise ValueError(f"`n_boot` must be an integer in [1, inf); got {n_boot!r}")
     f, g = self.features(x), torch.Generator().manual_seed(seed)
     ref = [t.to(f.device) for t in self.ref_stats]
-    fids = [frechet_distance(*feature_stats(f[torch.randint(0, len(f), (len(f),), generator=g).to(f.device)]), *ref) for _ in range(n_boot)]
+    fids = [frechet_distance(*feature_stats(f[torch.randint(0, len(f), (len(f),), generator=g).to(f.device)]), *ref)
+            for _ in range(n_boot)]
     return tuple(np.percentile(fids, [2.5, 97.5]).tolist())
 
 # %% ../nbs/08_eval.ipynb #c1b20288
@@ -251,7 +271,9 @@ def report(self:ImageEval, x, # images (N, 1, 32, 32) in [-1, 1]
     "FID with n, floor and bootstrap interval, and KID, as a dict whose 'text' entry is the line to print"
     n = len(check_images(x))
     nf = min(n, len(self.floor_images))
-    res = {'n': n, 'fid': self.fid(x), 'fid_ci95': self.bootstrap(x, n_boot), 'floor': self.floor(nf), 'kid': self.kid(x)}
+    res = {'n': n, 'fid': self.fid(x), 'fid_ci95': self.bootstrap(x, n_boot), 'floor': self.floor(nf),
+           'kid': self.kid(x)}
     lo, hi = res['fid_ci95']
-    res['text'] = f"FID {res['fid']:.2f} (n={n}, 95% CI {lo:.2f}–{hi:.2f}; real-data floor at n={nf}: {res['floor']:.2f}), KID {res['kid']:.4f}"
+    res['text'] = (f"FID {res['fid']:.2f} (n={n}, 95% CI {lo:.2f}–{hi:.2f}; "
+                   f"real-data floor at n={nf}: {res['floor']:.2f}), KID {res['kid']:.4f}")
     return res

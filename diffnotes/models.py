@@ -25,7 +25,7 @@ def _scale_t(t, x, t_scale):
 class UNet(UNet2DModel):
     "diffusers' `UNet2DModel` called as `model(x_t, t)` and returning a tensor; continuous t is scaled by `t_scale`"
     def __init__(self, in_channels:int=1,          # image channels
-                 out_channels:int=None,            # output channels (default: `in_channels`, doubled with `learn_variance`)
+                 out_channels:int=None,            # output channels (default: `in_channels`, 2× with `learn_variance`)
                  learn_variance:bool=False,        # output 2× channels for Improved DDPM's learned variance
                  sample_size:int=32,               # image size
                  block_out_channels=(32, 64, 64),  # channels at each resolution
@@ -36,8 +36,9 @@ class UNet(UNet2DModel):
                  t_scale:float=1000.,              # multiplier for continuous t ∈ [0, 1]
                  **kwargs):                        # passed on to `UNet2DModel`
         out = (out_channels or in_channels) * (2 if learn_variance else 1)
-        super().__init__(sample_size=sample_size, in_channels=in_channels, out_channels=out, block_out_channels=tuple(block_out_channels),
-                         layers_per_block=layers_per_block, down_block_types=tuple(down_block_types), up_block_types=tuple(up_block_types),
+        super().__init__(sample_size=sample_size, in_channels=in_channels, out_channels=out,
+                         block_out_channels=tuple(block_out_channels), layers_per_block=layers_per_block,
+                         down_block_types=tuple(down_block_types), up_block_types=tuple(up_block_types),
                          norm_num_groups=norm_num_groups, **kwargs)
         self.t_scale = t_scale
     def forward(self, x, t): return super().forward(x, _scale_t(t, x, self.t_scale)).sample
@@ -90,7 +91,8 @@ class TinyUNet(nn.Module):
         self.down = nn.ModuleList(ResBlock(a, b, emb_dim) for a, b in zip(channels[:1] + channels[:-1], channels))
         self.pool = nn.ModuleList(nn.Conv2d(c, c, 3, stride=2, padding=1) for c in channels[:-1])
         self.mid = ResBlock(channels[-1], channels[-1], emb_dim)
-        self.up = nn.ModuleList(ResBlock(2 * c, c_next, emb_dim) for c, c_next in zip(channels[::-1], channels[::-1][1:] + channels[:1]))
+        self.up = nn.ModuleList(ResBlock(2 * c, c_next, emb_dim)
+                                for c, c_next in zip(channels[::-1], channels[::-1][1:] + channels[:1]))
         self.unpool = nn.ModuleList(nn.Conv2d(c, c, 3, padding=1) for c in channels[::-1][1:])
         self.out = nn.Sequential(nn.GroupNorm(8, channels[0]), nn.SiLU(), nn.Conv2d(channels[0], out, 3, padding=1))
 
@@ -103,7 +105,8 @@ def forward(self:TinyUNet, x, t):
     "Predict from noised images `x` at times `t`"
     k = 2 ** len(self.pool)
     if x.ndim != 4 or x.shape[1] != self.conv_in.in_channels or x.shape[-1] % k or x.shape[-2] % k:
-        raise ValueError(f"`x` must be (B, {self.conv_in.in_channels}, H, W) with H and W multiples of {k}; got {tuple(x.shape)}")
+        raise ValueError(f"`x` must be (B, {self.conv_in.in_channels}, H, W) with H and W multiples of {k}; "
+                         f"got {tuple(x.shape)}")
     emb = timestep_embedding(_scale_t(t, x, self.t_scale), self.emb_dim)  # in float32, precise enough for t up to 1000
     emb = self.time_mlp(emb.to(self.time_mlp[0].weight.dtype))         # then the weights' dtype (.half(), .bfloat16())
     h, skips = self.conv_in(x), []

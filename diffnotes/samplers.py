@@ -17,7 +17,8 @@ import torch
 from fastcore.basics import patch
 from fastprogress.fastprogress import progress_bar
 from .schedules import check_range, check_int, check_steps, check_objective, EDM_SIGMA_RANGE
-from .diffusion import bcast, x0_eps_from_pred, edm_scalings, learned_range_log_variance, DiffusionSchedule, as_schedule
+from .diffusion import (bcast, x0_eps_from_pred, edm_scalings, learned_range_log_variance, DiffusionSchedule,
+                                 as_schedule)
 from .timesteps import respace_betas, space_timesteps
 
 # %% ../nbs/07_samplers.ipynb #47696ca5
@@ -29,14 +30,17 @@ def ddpm_sigma(sched,                  # a `DiffusionSchedule` (or β's)
                device=None,            # where the table is wanted (default: the CPU)
               )->torch.Tensor:
     "σ_t of DDPM's reverse step for a fixed variance, one value per step, from the schedule's tables"
-    if variance not in VARIANCES[:2]: raise ValueError(f"`variance` must be one of {VARIANCES[:2]} for a table; got {variance!r}")
+    if variance not in VARIANCES[:2]:
+        raise ValueError(f"`variance` must be one of {VARIANCES[:2]} for a table; got {variance!r}")
     tabs = as_schedule(sched).on(device or 'cpu')
     return (tabs['post_var'] if variance == 'fixed_small' else tabs['betas']).sqrt()
 
 # %% ../nbs/07_samplers.ipynb #4d89739b
 def _check_out(out, x_t, learned:bool):
     c = x_t.shape[1] * (2 if learned else 1)
-    if out.shape[1] != c: raise ValueError(f"`model_out` must have {c} channels ({'2×' if learned else ''}{x_t.shape[1]}) for this variance; got {out.shape[1]}")
+    if out.shape[1] != c:
+        raise ValueError(f"`model_out` must have {c} channels ({'2×' if learned else ''}{x_t.shape[1]}) "
+                         f"for this variance; got {out.shape[1]}")
 
 # %% ../nbs/07_samplers.ipynb #3d229957
 def _ddpm_step(x_t, out, t, sched, sd, objective, noise, clip_x0):
@@ -85,14 +89,15 @@ def ddim_sigma(abar_t, abar_prev, eta):
 
 # %% ../nbs/07_samplers.ipynb #c08214fb
 def _abar_arg(a, name, x, zero=False):
-    "ᾱ as a (B,)-broadcastable tensor on `x`'s device at its own precision (Python numbers in float64), in (0, 1] ([0, 1] with `zero`)"
+    ("ᾱ as a (B,)-broadcastable tensor on `x`'s device at its own precision (Python numbers in float64), "
+     "in (0, 1] ([0, 1] with `zero`)")
     a = torch.as_tensor(a, device=x.device, dtype=None if torch.is_tensor(a) else torch.float64)
     check_range(a, name, 0, 1, lo_open=not zero)
     return bcast(a.expand(len(x)) if a.ndim == 0 else a, x, cast=False)
 
 def ddim_step(x_t,            # current images
               eps,            # predicted noise ε̂
-              abar_t,         # ᾱ at the current step, in (0, 1] (0 allowed with `x0`): a number, 0-d tensor or (B,) tensor
+              abar_t,         # ᾱ at the current step, in (0, 1] (0 allowed with `x0`): number, 0-d or (B,) tensor
               abar_prev,      # ᾱ at the step to jump to, in (0, 1] (1 for the end of sampling)
               eta:float=0.,   # η ≥ 0: 0 deterministic, 1 the DDPM posterior variance
               noise=None,     # z for the random part (drawn if None and η > 0)
@@ -100,9 +105,11 @@ def ddim_step(x_t,            # current images
               clip_x0:bool=False, # clamp x̂0 to [-1, 1]
               generator=None, # `torch.Generator` for `noise` when it is drawn
              ):
-    "One DDIM step from ᾱ_t to ᾱ_prev with stochasticity η; coefficients at ᾱ's precision, then cast to the images' dtype"
+    ("One DDIM step from ᾱ_t to ᾱ_prev with stochasticity η; coefficients at ᾱ's precision, "
+     "then cast to the images' dtype")
     check_range(eta, 'eta', 0)
-    at, ap, dt = _abar_arg(abar_t, 'abar_t', x_t, zero=x0 is not None), _abar_arg(abar_prev, 'abar_prev', x_t), x_t.dtype
+    at, ap, dt = (_abar_arg(abar_t, 'abar_t', x_t, zero=x0 is not None), _abar_arg(abar_prev, 'abar_prev', x_t),
+                  x_t.dtype)
     if x0 is None: x0, _ = x0_eps_from_pred(eps, x_t, at, 'eps')
     if clip_x0: x0 = x0.clamp(-1, 1)
     sig = ddim_sigma(at, ap, eta)
@@ -120,7 +127,9 @@ def sampling_steps(n_train_steps:int,  # T of the trained model
     T = check_steps(n_train_steps)
     if not isinstance(spacing, str):
         steps = [int(s) for s in spacing]
-        if not steps or len(set(steps)) != len(steps): raise ValueError(f"`spacing` must be a non-empty list of distinct steps in [0, {T}); got {list(spacing)[:10]}")
+        if not steps or len(set(steps)) != len(steps):
+            raise ValueError(f"`spacing` must be a non-empty list of distinct steps in [0, {T}); "
+                             f"got {list(spacing)[:10]}")
     else:
         n = check_steps(n_steps, 'n_steps')
         if n > T: raise ValueError(f"`n_steps` must lie in [1, {T}] for a model trained with {T} steps; got {n}")
@@ -128,7 +137,8 @@ def sampling_steps(n_train_steps:int,  # T of the trained model
         if spacing == 'leading': steps = (i * (T // n)).tolist()
         elif spacing == 'trailing': steps = ((T - i * (T / n)).round() - 1).tolist()
         elif spacing == 'linspace': steps = torch.linspace(0, T - 1, n, dtype=torch.float64).round().tolist()
-        else: raise ValueError(f"`spacing` must be 'leading', 'trailing', 'linspace' or a list of steps; got {spacing!r}")
+        else:
+            raise ValueError(f"`spacing` must be 'leading', 'trailing', 'linspace' or a list of steps; got {spacing!r}")
     check_range(torch.tensor(steps), 'spacing', 0, T, hi_open=True)
     return sorted((int(s) for s in steps), reverse=True)
 
@@ -153,7 +163,9 @@ def _check_terminal(sched, objective):
     return sched
 
 # %% ../nbs/07_samplers.ipynb #a1d0e002
-def sigma_of_abar(abar): "σ = √((1 − ᾱ)/ᾱ): ∞ at ᾱ = 0, 0 at ᾱ = 1"; return ((1 - abar) / abar).sqrt()
+def sigma_of_abar(abar):
+    "σ = √((1 − ᾱ)/ᾱ): ∞ at ᾱ = 0, 0 at ᾱ = 1"
+    return ((1 - abar) / abar).sqrt()
 
 def sigma_to_t(sched,             # a `DiffusionSchedule`, β's, or an ᾱ(t) function
                sigma,             # σ's ≥ 0, a float64 tensor
@@ -185,9 +197,9 @@ class Denoiser:
     "x̂0 and ε̂ of a network on any sampling grid: its parameterisation written once, for every sampler"
     def __init__(self, model,               # called as model(x, t) → C channels (2C with a learned variance)
                  sched,                     # a `DiffusionSchedule`, β's, or an ᾱ(t) function
-                 objective:str='eps',       # what the network predicts: 'eps', 'x0', 'v', or 'edm' (EDM preconditioning)
+                 objective:str='eps',       # what the network predicts: 'eps', 'x0', 'v' or 'edm' (EDM preconditioning)
                  sigma_data:float=0.5,      # 'edm' only: σ_data of the preconditioning
-                 quantize:bool=True,        # discrete schedules: round fractional steps (models trained on integer steps)
+                 quantize:bool=True,        # discrete: round fractional steps (models trained on integer steps)
                  device=None,               # default: the model's device (the CPU for a plain function)
                 ):
         if objective not in DENOISER_OBJECTIVES:
@@ -267,7 +279,8 @@ def _mix(z):
     return z ^ (z >> 31)
 
 class ImageNoise:
-    "Standard normal draws with one generator per image: image `start + i` of draw `seed` gets the same noise in any batch"
+    ("Standard normal draws with one generator per image: image `start + i` of draw `seed` gets the same noise "
+     "in any batch")
     def __init__(self, seed:int, # the seed of the draw
                  n:int,          # images in this batch
                  start:int=0,    # the draw's index of the batch's first image
@@ -277,7 +290,8 @@ class ImageNoise:
         self.gens = [torch.Generator(self.device).manual_seed(image_seed(seed, start + i)) for i in range(n)]
     def randn(self, shape, dtype=torch.float32):
         "A (B, ...) tensor of draws, one row per image's generator"
-        if shape[0] != len(self.gens): raise ValueError(f"this `ImageNoise` draws {len(self.gens)} images; got shape {tuple(shape)}")
+        if shape[0] != len(self.gens):
+            raise ValueError(f"this `ImageNoise` draws {len(self.gens)} images; got shape {tuple(shape)}")
         return torch.stack([torch.randn(shape[1:], generator=g, device=self.device, dtype=dtype) for g in self.gens])
 
 class BatchNoise:
@@ -296,7 +310,8 @@ def _setup(model, shape, sched, objective, x_T, seed, generator, device):
     elif generator is None and seed is not None: noise = ImageNoise(seed, shape[0], device=dev)
     else: noise = BatchNoise(generator, dev)
     if x_T is None: x_T = noise.randn(shape)
-    elif tuple(x_T.shape) != tuple(shape): raise ValueError(f"`x_T` must have shape {tuple(shape)}; got {tuple(x_T.shape)}")
+    elif tuple(x_T.shape) != tuple(shape):
+        raise ValueError(f"`x_T` must have shape {tuple(shape)}; got {tuple(x_T.shape)}")
     return den, noise, x_T.to(dev)
 
 def _bar(it, progress): return progress_bar(it, leave=False) if progress else it
@@ -325,8 +340,9 @@ def ddpm_sample(model,                  # a network or function called as model(
     "Draw a batch by ancestral DDPM sampling; returns x_0"
     sched = as_schedule(sched if sched is not None else model.sched)
     if not sched.discrete:
-        return ddim_sample(model, shape, sched, n_steps or 1000, objective=objective, x_T=x_T, seed=seed, generator=generator,
-                           device=device, progress=progress, clip_x0=clip_x0, callback=callback, eta=1.)
+        return ddim_sample(model, shape, sched, n_steps or 1000, objective=objective, x_T=x_T, seed=seed,
+                           generator=generator, device=device, progress=progress, clip_x0=clip_x0, callback=callback,
+                           eta=1.)
     den, noise, x = _setup(model, shape, sched, objective, x_T, seed, generator, device)
     T = sched.n_train_steps
     if steps is None: steps = range(T) if n_steps is None else space_timesteps(T, [check_int(n_steps, 'n_steps', 1, T)])
@@ -334,15 +350,19 @@ def ddpm_sample(model,                  # a network or function called as model(
     run = DiffusionSchedule(use_betas)  # the respaced process, built once
     learned = variance == 'learned_range'
     sd = None if learned else _sd(run, variance, 'cpu').tolist()
-    pts, c0, ct = den.points(run.tables['abar'], step_map, bs=len(x)), run.tables['c0'].tolist(), run.tables['ct'].tolist()
+    pts, c0, ct = (den.points(run.tables['abar'], step_map, bs=len(x)), run.tables['c0'].tolist(),
+                   run.tables['ct'].tolist())
     ts = torch.arange(len(use_betas), device=den.device)
     for i in _bar(range(len(pts) - 1, -1, -1), progress):
         x0, _, v = den(x, pts[i])
-        if learned and v is None: raise ValueError(f"`variance` 'learned_range' needs a model with {2 * x.shape[1]} output channels")
+        if learned and v is None:
+            raise ValueError(f"`variance` 'learned_range' needs a model with {2 * x.shape[1]} output channels")
         if clip_x0: x0 = x0.clamp(-1, 1)
         _report(callback, len(pts) - 1 - i, x, pts[i], x0)
         mean = torch.add(x0 * c0[i], x, alpha=ct[i])
-        if i == 0: x = mean; break
+        if i == 0:
+            x = mean
+            break
         z = noise.randn(x.shape, x.dtype)
         s = (0.5 * learned_range_log_variance(v, ts[i].expand(len(x)), run)).exp() if learned else sd[i]
         x = mean + s * z
@@ -355,7 +375,8 @@ def ddim_grid(sched,             # a `DiffusionSchedule`, β's, or an ᾱ(t) fun
               t_max:float=0.999, # continuous only: the time sampling starts from
               device='cpu',      # where the tensors go
              ):
-    "`(ts, abar_t, abar_prev)`: the model inputs and ᾱ before and after each DDIM step (ᾱ in float64 where the device has it)"
+    ("`(ts, abar_t, abar_prev)`: the model inputs and ᾱ before and after each DDIM step "
+     "(ᾱ in float64 where the device has it)")
     sched, hi = as_schedule(sched), torch.float32 if torch.device(device).type == 'mps' else torch.float64
     if not sched.discrete:
         check_range(t_max, 't_max', 0, 1, lo_open=True)
@@ -417,7 +438,8 @@ def karras_sigmas(n:int,             # number of σ's before the final 0
 
 def _table_sigmas(sched):
     ab = sched.tables['abar']
-    if ab[-1] == 0: raise ValueError("`spacing` 'karras' needs a finite σ at every step; a zero-terminal-SNR schedule has σ_T = ∞")
+    if ab[-1] == 0:
+        raise ValueError("`spacing` 'karras' needs a finite σ at every step; a zero-terminal-SNR schedule has σ_T = ∞")
     return sigma_of_abar(ab)
 
 def _karras(sched, n, rho=7.):
@@ -431,7 +453,7 @@ def dpm_grid(sched,             # a `DiffusionSchedule`, β's, or an ᾱ(t) func
              n_steps:int=25,    # number of sampling steps (model calls)
              t_max:float=0.999, # continuous only: the time sampling starts from
              device='cpu',      # where the tensors go
-             spacing:str='linspace', # discrete only: 'linspace' (evenly spaced steps) or 'karras' (EDM's σ spacing, ρ = 7)
+             spacing:str='linspace', # discrete only: 'linspace' (evenly spaced) or 'karras' (EDM's σ spacing, ρ = 7)
             ):
     "`(ts, abar)`: the n model inputs and ᾱ at the n + 1 points of a DPM-Solver run (the last ᾱ is 1, the clean image)"
     sched, n = as_schedule(sched), check_steps(n_steps, 'n_steps')
@@ -442,7 +464,8 @@ def dpm_grid(sched,             # a `DiffusionSchedule`, β's, or an ᾱ(t) func
         return t[:-1].float().to(device), sched.abar_fn(t).to(device, hi)
     T = sched.n_train_steps
     if n > T: raise ValueError(f"`n_steps` must lie in [1, {T}] for a model trained with {T} steps; got {n}")
-    if spacing not in ('linspace', 'karras'): raise ValueError(f"`spacing` must be 'linspace' or 'karras'; got {spacing!r}")
+    if spacing not in ('linspace', 'karras'):
+        raise ValueError(f"`spacing` must be 'linspace' or 'karras'; got {spacing!r}")
     if spacing == 'karras':
         steps, ab = _karras(sched, n)
         return steps.to(device), ab.to(device, hi)
@@ -468,7 +491,8 @@ def dpm_solver_sample(model,              # a network or function called as mode
                       spacing:str='linspace', # discrete only: 'linspace' or 'karras' (EDM's σ spacing)
                       t_max:float=0.999,  # continuous only: the time sampling starts from
                      ):
-    "Draw a batch with DPM-Solver++(2M) (data prediction, midpoint form, first order at the first and last step); returns x_0"
+    ("Draw a batch with DPM-Solver++(2M) (data prediction, midpoint form, first order at the first and last step); "
+     "returns x_0")
     den, noise, x = _setup(model, shape, sched, objective, x_T, seed, generator, device)
     ts, ab = dpm_grid(den.sched, n_steps, t_max, 'cpu', spacing)
     pts = den.points(ab[:-1], ts, bs=len(x))
@@ -491,7 +515,7 @@ def dpm_solver_sample(model,              # a network or function called as mode
 # %% ../nbs/07_samplers.ipynb #e0e0e002
 def sigma_grid(sched,                  # a `DiffusionSchedule`, β's, or an ᾱ(t) function
                n_steps:int=50,         # number of steps (σ intervals)
-               spacing='karras',       # 'karras' (EDM's eq. 5), or a DDIM spacing: 'leading', 'trailing', 'linspace', a list
+               spacing='karras',       # 'karras' (EDM's eq. 5), or DDIM's 'leading', 'trailing', 'linspace' or a list
                rho:float=7.,           # ρ of the Karras spacing
                sigma_min:float=None,   # 'karras': smallest σ (default: the schedule's, at least 0.002)
                sigma_max:float=None,   # 'karras': largest σ (default: the schedule's, at most 80)
@@ -514,18 +538,21 @@ def sigma_grid(sched,                  # a `DiffusionSchedule`, β's, or an ᾱ(
 # %% ../nbs/07_samplers.ipynb #e0e0e004
 def _churned(sig, s_churn, s_tmin, s_tmax):
     "σ̂_i = σ_i(1 + γ_i) of EDM's Algorithm 2"
-    check_range(s_churn, 's_churn', 0, 1e6); check_range(s_tmin, 's_tmin', 0); check_range(s_tmax, 's_tmax', 0)
+    check_range(s_churn, 's_churn', 0, 1e6)
+    check_range(s_tmin, 's_tmin', 0)
+    check_range(s_tmax, 's_tmax', 0)
     gam = min(s_churn / (len(sig) - 1), 2**0.5 - 1)
     s = sig[:-1]
     return torch.where((s >= s_tmin) & (s <= s_tmax), s * (1 + gam), s)
 
-def _sigma_solve(heun, model, shape, sched, n_steps, objective, x_T, seed, generator, device, progress, clip_x0, callback,
-                 spacing, rho, sigma_min, sigma_max, t_max, s_churn, s_tmin, s_tmax, s_noise):
+def _sigma_solve(heun, model, shape, sched, n_steps, objective, x_T, seed, generator, device, progress, clip_x0,
+                 callback, spacing, rho, sigma_min, sigma_max, t_max, s_churn, s_tmin, s_tmax, s_noise):
     "Euler's (`heun` False) or Heun's method on the σ grid, with EDM's churn"
     den, noise, x = _setup(model, shape, sched, objective, x_T, seed, generator, device)
     sig, ts = sigma_grid(den.sched, n_steps, spacing, rho, sigma_min, sigma_max, t_max)
     if not math.isfinite(sig[0]):
-        raise ValueError("Euler and Heun need a finite σ at the first step; on a zero-terminal-SNR schedule use DDIM, DDPM or DPM-Solver++")
+        raise ValueError("Euler and Heun need a finite σ at the first step; "
+                         "on a zero-terminal-SNR schedule use DDIM, DDPM or DPM-Solver++")
     check_range(s_noise, 's_noise', 0, 10)
     hat, n = _churned(sig, s_churn, s_tmin, s_tmax), len(sig) - 1
     pts = den.points(1 / (1 + hat**2), ts if torch.equal(hat, sig[:-1]) else None, tilde=True, bs=len(x))
@@ -572,7 +599,8 @@ def euler_sample(model,                # a network or function called as model(x
                  s_tmax:float=math.inf,# churn only for σ ≤ S_tmax
                  s_noise:float=1.,     # EDM's S_noise: scale of the churn noise
                 ):
-    "Draw a batch with Euler's method on the probability-flow ODE in σ (EDM Algorithms 1–2 without the correction); returns x_0"
+    ("Draw a batch with Euler's method on the probability-flow ODE in σ (EDM Algorithms 1–2 without the correction); "
+     "returns x_0")
     return _sigma_solve(False, model, shape, sched, n_steps, objective, x_T, seed, generator, device, progress, clip_x0,
                         callback, spacing, rho, sigma_min, sigma_max, t_max, s_churn, s_tmin, s_tmax, s_noise)
 
@@ -606,4 +634,5 @@ def heun_sample(model,                # a network or function called as model(x_
                         callback, spacing, rho, sigma_min, sigma_max, t_max, s_churn, s_tmin, s_tmax, s_noise)
 
 # %% ../nbs/07_samplers.ipynb #e0e0e007
-SAMPLERS = {'ddpm': ddpm_sample, 'ddim': ddim_sample, 'dpm': dpm_solver_sample, 'euler': euler_sample, 'heun': heun_sample}
+SAMPLERS = {'ddpm': ddpm_sample, 'ddim': ddim_sample, 'dpm': dpm_solver_sample, 'euler': euler_sample,
+            'heun': heun_sample}

@@ -50,7 +50,8 @@ class LossSecondMomentSampler:
                  history_per_term:int=10,       # losses remembered per step
                  uniform_prob:float=0.001,      # uniform probability mixed into p
                  device=None):                  # where the history lives
-        self.n_train_steps, self.uniform_prob = check_steps(n_train_steps), check_range(uniform_prob, 'uniform_prob', 0, 1)
+        self.n_train_steps, self.uniform_prob = (check_steps(n_train_steps),
+                                                 check_range(uniform_prob, 'uniform_prob', 0, 1))
         self.history_per_term = check_steps(history_per_term, 'history_per_term')
         self.history = torch.zeros(self.n_train_steps, self.history_per_term, dtype=torch.float64, device=device)
         self.counts = torch.zeros(self.n_train_steps, dtype=torch.long, device=device)
@@ -99,9 +100,10 @@ def load_state_dict(self:LossSecondMomentSampler, sd:dict, # from `state_dict`
                    ):
     "Restore the loss history and counts from `sd`, on the history's current device"
     if tuple(sd['history'].shape) != tuple(self.history.shape):
-        raise ValueError(f"the importance sampler's history has shape {tuple(self.history.shape)} (T, history_per_term); "
-                         f"the checkpoint's has {tuple(sd['history'].shape)}")
-    self.history.copy_(sd['history']); self.counts.copy_(sd['counts'])
+        raise ValueError(f"the importance sampler's history has shape {tuple(self.history.shape)} "
+                         f"(T, history_per_term); the checkpoint's has {tuple(sd['history'].shape)}")
+    self.history.copy_(sd['history'])
+    self.counts.copy_(sd['counts'])
     return self
 
 # %% ../nbs/03_timesteps.ipynb #a87d33b8
@@ -109,7 +111,8 @@ def load_state_dict(self:LossSecondMomentSampler, sd:dict, # from `state_dict`
 def update(self:LossSecondMomentSampler, t, # steps of the batch, shape (B,)
            losses,                          # per-sample losses at those steps, shape (B,)
           ):
-    "Record the batch's per-sample `losses` (detached) in the history of their steps, without a host-device sync (one process)"
+    ("Record the batch's per-sample `losses` (detached) in the history of their steps, "
+     "without a host-device sync (one process)")
     T, H = self.history.shape
     t, losses = all_gather_padded(t.to(self.counts.device), losses.detach().to(self.history.device, torch.float64))
     t_sorted, order = torch.sort(t, stable=True)
@@ -124,7 +127,8 @@ def update(self:LossSecondMomentSampler, t, # steps of the batch, shape (B,)
 # %% ../nbs/03_timesteps.ipynb #a22594cf
 def all_gather_padded(*xs, # tensors with the same first dimension on this rank (it may differ between ranks)
                      )->tuple:
-    "Each tensor concatenated over the ranks of `torch.distributed`, in rank order; `xs` unchanged without a process group"
+    ("Each tensor concatenated over the ranks of `torch.distributed`, in rank order; "
+     "`xs` unchanged without a process group")
     import torch.distributed as dist
     if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() < 2: return xs
     n = torch.tensor([len(xs[0])], device=xs[0].device)
@@ -159,8 +163,10 @@ def space_timesteps(n_train_steps:int, # T of the trained model
     if isinstance(section_counts, str):
         if m := re.fullmatch(r'ddim(\d+)', section_counts): return _ddim_steps(n_train_steps, int(m.group(1)))
         try: section_counts = [int(c) for c in section_counts.split(',')]
-        except ValueError: raise ValueError(f"`section_counts` must be ints, 'a,b,c' or 'ddimN'; got {section_counts!r}") from None
-    if not section_counts or min(section_counts) < 1: raise ValueError(f"`section_counts` must be positive; got {section_counts}")
+        except ValueError:
+            raise ValueError(f"`section_counts` must be ints, 'a,b,c' or 'ddimN'; got {section_counts!r}") from None
+    if not section_counts or min(section_counts) < 1:
+        raise ValueError(f"`section_counts` must be positive; got {section_counts}")
     size, extra = divmod(n_train_steps, len(section_counts))
     steps, start = [], 0
     for i, count in enumerate(section_counts):
@@ -176,7 +182,8 @@ def respace_betas(betas,     # β of the trained schedule, T values
     "`(new_betas, step_map)`: the schedule restricted to `use_steps`, and the original step of each new one"
     steps = [int(s) for s in use_steps]
     if not steps or len(set(steps)) != len(steps):
-        raise ValueError(f"`use_steps` must be a non-empty list of distinct steps in [0, {len(betas)}); got {list(use_steps)[:10]}")
+        raise ValueError(f"`use_steps` must be a non-empty list of distinct steps in [0, {len(betas)}); "
+                         f"got {list(use_steps)[:10]}")
     step_map = torch.as_tensor(sorted(steps), dtype=torch.long)
     check_range(step_map, 'use_steps', 0, len(betas), hi_open=True)
     abar = abar_from_betas(betas)[step_map]

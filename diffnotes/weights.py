@@ -166,7 +166,8 @@ def plot_weight_zoo(abar:torch.Tensor, # ᾱ over the steps
     if ax is None: _, ax = plt.subplots(figsize=(6, 3.9))
     x = logsnr(abar)
     for name, w in weight_zoo(abar).items(): ax.plot(x, w, '--' if name == 'VLB' else '-', label=name)
-    ax.set(yscale='log', ylim=(1e-9, 1), xlabel='log SNR', ylabel='normalised weight relative to the bound', title=title)
+    ax.set(yscale='log', ylim=(1e-9, 1), xlabel='log SNR', ylabel='normalised weight relative to the bound',
+           title=title)
     ax.legend(fontsize=8)
     return ax
 

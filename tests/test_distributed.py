@@ -37,23 +37,29 @@ def test_importance_sampler_history_is_the_union_on_every_rank():
         assert g['gathered'].tolist() == [0, 0, 1]  # rank 0 sends [0], rank 1 sends [0, 1]: padded, gathered, trimmed
         assert g['images'].shape == (3, 1, 2, 2) and g['images'][:, 0, 0, 0].tolist() == [0., 1., 1.]  # and so do images
 
+DUMP = '''
+class Dump(Callback):
+    "Each rank saves `state(learn)` at the end, or after epoch `stop` (a simulated kill, after the checkpoint)"
+    order = 99
+    def after_epoch(self):
+        if self.epoch + 1 == stop:
+            self.save()
+            raise CancelFitException
+    def after_fit(self): self.save()
+    def save(self): torch.save(state(self.learn), f"{dump}/rank{world()[0]}.pt")
+'''
+
 DRIVER = '''
 import sys, torch
 from fastai.callback.core import Callback, CancelFitException
 from diffnotes.runs import RunConfig, train_run, world, diffusion_cb, ema_cb, sample_from
 out, dump, stop, resume = sys.argv[1], sys.argv[2], int(sys.argv[3]), (sys.argv[4] if len(sys.argv) > 4 else None)
-class Dump(Callback):
-    "Each rank saves its weights and sampler history at the end, or after epoch `stop` (a simulated kill, after the checkpoint)"
-    order = 99
-    def after_epoch(self):
-        if self.epoch + 1 == stop: self.save(); raise CancelFitException
-    def after_fit(self): self.save()
-    def save(self):
-        m = getattr(self.learn.model, 'module', self.learn.model)
-        torch.save({'model': m.state_dict(), 'history': diffusion_cb(self.learn).t_sampler.history,
-                    'valid_loss': self.learn.recorder.values[-1][1], 'ema': [p.clone() for p in ema_cb(self.learn).avg.shadow_params]},
-                   f"{dump}/rank{world()[0]}.pt")
-cfg = RunConfig(channels=(8, 16), epochs=3, n_samples=8, sample_steps=5, importance=True)
+def state(learn):
+    "What each rank saves: its weights, sampler history, validation loss and moving average"
+    m = getattr(learn.model, 'module', learn.model)
+    return {'model': m.state_dict(), 'history': diffusion_cb(learn).t_sampler.history,
+            'valid_loss': learn.recorder.values[-1][1], 'ema': [p.clone() for p in ema_cb(learn).avg.shadow_params]}
+<<DUMP>>cfg = RunConfig(channels=(8, 16), epochs=3, n_samples=8, sample_steps=5, importance=True)
 learn = train_run(cfg, out, resume=resume, progress=False, cbs=[Dump()])
 calls = [0]  # model calls on this rank: batches 0 and 2 on rank 0, batch 1 on rank 1, three steps each
 hook = learn.model.register_forward_hook(lambda *a: calls.__setitem__(0, calls[0] + 1))
@@ -62,7 +68,7 @@ torch.save({'x': x, 'calls': calls[0]}, f"{dump}/samples{world()[0]}.pt")
 import torch.distributed as dist
 if dist.is_initialized(): dist.destroy_process_group()  # as a script should: gloo can abort at exit ('terminate called without an active exception') if its group is left open
 
-'''
+'''.replace('<<DUMP>>', DUMP)
 
 def launch(n, *args):
     "Run the driver with `n` processes under torchrun (gloo on CPU); returns its output"
@@ -111,3 +117,41 @@ def test_two_processes_train_one_run_and_resume_across_world_sizes():
         assert (ck['epochs_done'], ck['world_size']) == (3, 2)
         assert len(ck['history']['values']) == 3  # one validation row per epoch, across the three launches
         assert sorted(p.name for p in (d / 'run').iterdir()) == files
+
+DRIVER_OPTIONS = '''
+import sys, torch
+from fastai.callback.core import Callback, CancelFitException
+from diffnotes.runs import RunConfig, train_run, world, find_cb
+from diffnotes.callbacks import PowerEMA
+out, dump, stop, resume = sys.argv[1], sys.argv[2], int(sys.argv[3]), (sys.argv[4] if len(sys.argv) > 4 else None)
+def state(learn):
+    "What each rank saves: its weights and post-hoc averages"
+    m = getattr(learn.model, 'module', learn.model)
+    return {'model': m.state_dict(), 'phema': find_cb(learn, PowerEMA).state()}
+<<DUMP>>cfg = RunConfig(channels=(8, 16), epochs=2, bs=48, n_samples=4, sample_steps=3,
+                precision='bf16', clip_grad=1., accum=3, phema=True)
+train_run(cfg, out, resume=resume, progress=False, cbs=[Dump()])
+import torch.distributed as dist
+if dist.is_initialized(): dist.destroy_process_group()
+'''.replace('<<DUMP>>', DUMP)
+
+def test_two_processes_with_precision_clipping_accumulation_and_phema():
+    "bf16, clipped, 3 batches per step and post-hoc EMA on 2 ranks, killed after epoch 1 and resumed: the ranks stay identical"
+    from diffnotes.runs import load_checkpoint
+    with tempfile.TemporaryDirectory() as d:
+        d = Path(d)
+        driver = d / 'driver.py'
+        driver.write_text(DRIVER_OPTIONS)
+        for name in ('killed', 'resumed'): (d / name).mkdir()
+        launch(2, str(driver), str(d / 'run'), str(d / 'killed'), '1')
+        ck = load_checkpoint(d / 'run')
+        assert (ck['epochs_done'], ck['effective_bs'], ck['world_size'], ck['scaler']) == (1, 48 * 3 * 2, 2, {})
+        assert ck['accum'] is not None and ck['phema']['t'] > 0  # an unfinished accumulation and the averages are kept
+        launch(2, str(driver), str(d / 'run'), str(d / 'resumed'), '0', str(d / 'run'))
+        for k in ('killed', 'resumed'):
+            a = [torch.load(d / k / f'rank{r}.pt') for r in range(2)]
+            for n, v in a[0]['model'].items(): assert torch.equal(v, a[1]['model'][n]), (k, n)  # the ranks agree
+            for x, y in zip(a[0]['phema']['averages'], a[1]['phema']['averages']):
+                assert all(torch.equal(p, q) for p, q in zip(x, y)), k
+        assert load_checkpoint(d / 'run')['epochs_done'] == 2
+        assert sorted(p.name for p in (d / 'run' / 'phema').iterdir()) == ['0001.pt', '0002.pt']  # one writer

@@ -31,18 +31,18 @@ def test_unknown_option_is_refused(tmp_path):
     assert not list(tmp_path.glob('*.png'))
 
 # The import graph of the package: layered, no circles, no private names across modules.
-LAYERS = {'schedules': 0, 'weights': 1, 'diffusion': 1, 'timesteps': 1, 'models': 0, 'data': 0, 'eval': 1,
-          'callbacks': 2, 'samplers': 2, 'runs': 3, 'cli': 4}
+LAYERS = {'checks': -1, 'schedules': 0, 'weights': 1, 'diffusion': 1, 'timesteps': 1, 'models': 0, 'data': 0, 'eval': 1,
+          'callbacks': 2, 'samplers': 2, 'config': 2.5, 'runs': 3, 'cli': 4}
 MATH = ('schedules', 'weights', 'diffusion', 'timesteps')
 
-def _imports():
-    "{module: [(imported module, [names])]} for the package's own modules"
+def _imports(top_level=False):
+    "{module: [(imported module, [names])]} for the package's own modules (only their module-level imports with `top_level`)"
     import ast
     out = {}
     for f in (ROOT/'diffnotes').glob('*.py'):
         if f.stem.startswith('_'): continue
-        edges = []
-        for node in ast.walk(ast.parse(f.read_text())):
+        edges, tree = [], ast.parse(f.read_text())
+        for node in (tree.body if top_level else ast.walk(tree)):
             if isinstance(node, ast.ImportFrom) and node.module:
                 mod = node.module.removeprefix('diffnotes.').lstrip('.') if (node.level or node.module.startswith('diffnotes')) else node.module
                 edges.append((mod, [a.name for a in node.names], node.level > 0 or node.module.startswith('diffnotes')))
@@ -72,4 +72,25 @@ def test_import_graph_is_layered():
     imps = _imports()
     for m in MATH: assert not any(e.startswith('fastai') for e, _, _ in imps[m]), f"{m} imports fastai"
     assert ours['models'] == [] and ours['data'] == [] and ours['eval'] == ['data']
-    assert max(floors.values()) <= 5, floors
+    assert ours['checks'] == [] and ours['config'] == ['checks']
+    light = {e.split('.')[0] for m in ('checks', 'config') for e, _, own in imps[m] if not own}
+    assert light <= {'math', 'os', 'dataclasses', 'fastcore'}, light  # the light modules: no torch, fastai or NumPy
+    top = {e.split('.')[0] for e, _, own in _imports(top_level=True)['cli'] if not own}
+    assert not top & {'torch', 'fastai', 'diffusers', 'numpy', 'matplotlib'}, top  # the command imports them in its commands
+    assert max(floors.values()) <= 6, floors
+
+def test_library_lines():
+    "One statement per line and lines of at most 120 characters in the exported modules (nbdev's docstring and `__all__` aside)"
+    import io, tokenize
+    bad = []
+    for f in sorted((ROOT/'diffnotes').glob('[a-z]*.py')):
+        src = f.read_text()
+        lines, skip = src.splitlines(), set()
+        start = next((i for i, l in enumerate(lines) if l.startswith('__all__')), None)
+        if start is not None:
+            end = next(i for i in range(start, len(lines)) if lines[i].rstrip().endswith(']'))
+            skip = set(range(start, end + 1))
+        bad += [f"{f.name}:{i + 1} has {len(l)} characters" for i, l in enumerate(lines) if i and i not in skip and len(l) > 120]
+        toks = tokenize.generate_tokens(io.StringIO(src).readline)
+        bad += [f"{f.name}:{t.start[0]} chains statements with ';'" for t in toks if t.type == tokenize.OP and t.string == ';']
+    assert not bad, '\n'.join(bad)

@@ -20,7 +20,7 @@ def test_killed_run_resumes_bit_for_bit(tmp_path):
     "Kill `diffnotes train` with SIGKILL after its first checkpoint, resume it, and compare with a run never interrupted"
     r = run('train', '--out', 'full', '--epochs', '2', *TINY, cwd=tmp_path)
     assert r.returncode == 0, r.stderr[-3000:]
-    assert re.search(r'^epoch 1/2  train_loss [\d.]+  valid_loss [\d.]+  \d+s$', r.stdout, re.M), r.stdout  # one line per epoch in a log
+    assert re.search(r'^epoch 1/2  train_loss [\d.]+  valid_loss [\d.]+  t-quarters( [\d.]+){4}  \d+s$', r.stdout, re.M), r.stdout  # one line per epoch in a log
     assert '\r' not in r.stdout and '█' not in r.stdout                                                   # no progress-bar redraws
     p = subprocess.Popen([str(EXE), 'train', '--out', 'killed', '--epochs', '2', *TINY], cwd=tmp_path,
                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -81,3 +81,20 @@ def test_edm_run_from_the_command_line(tmp_path):
     assert x.shape == (4, 1, 32, 32) and torch.isfinite(x).all()
     r = run('train', '--out', 'bad', '--callback', 'edm', '--weight', 'p2', cwd=tmp_path)
     assert r.returncode == 2 and "`--weight` must be 'none' for `--callback` 'edm'" in r.stderr, r.stderr[-2000:]
+
+def test_numeric_names_stay_text(tmp_path):
+    "Option types come from the annotations: a folder `2024`, an output `2025` and `--channels 16` are what they say"
+    from PIL import Image
+    from diffnotes.data import load_embedded
+    x = load_embedded()['x_train']
+    for split, n in (('train', 96), ('valid', 32)):
+        (tmp_path / '2024' / split / 'x').mkdir(parents=True)
+        for i in range(n): Image.fromarray(x[i]).save(tmp_path / '2024' / split / 'x' / f'{i}.png')
+    r = run('train', '--data', '2024', '--out', '2025', '--channels', '16', '--epochs', '1', '--bs', '32',
+            '--n-samples', '4', '--sample-steps', '2', cwd=tmp_path)
+    assert r.returncode == 0, r.stderr[-3000:]
+    from diffnotes.runs import load_checkpoint
+    cfg = load_checkpoint(tmp_path / '2025')['config']
+    assert (cfg['data'], cfg['channels']) == ('2024', [16]), cfg
+    r = run('train', '--resume', '12345', cwd=tmp_path)
+    assert r.returncode == 2 and 'no checkpoint at 12345' in r.stderr and 'Traceback' not in r.stderr, r.stderr[-2000:]
