@@ -326,8 +326,8 @@ class QuartileLoss(Callback):
         per = self.per_sample().detach().float()
         q = (self.dcb.position(self.xb[1]) * self.n).long().clamp(0, self.n - 1)
         if self.sums is None: self.sums = per.new_zeros(2, self.n)
-        self.sums.index_put_((torch.zeros_like(q), q), per, accumulate=True)
-        self.sums.index_put_((torch.ones_like(q), q), torch.ones_like(per), accumulate=True)
+        self.sums[0].index_add_(0, q, per)
+        self.sums[1].index_add_(0, q, torch.ones_like(per))
     def after_train(self):
         s, k = self.sums if self.sums is not None else torch.zeros(2, self.n)
         self.values.append(torch.where(k > 0, s / k.clamp(min=1), math.nan).tolist())  # the epoch's one read
