@@ -69,11 +69,12 @@ def train_eval(name, over, seed, out, tiny, curve=False, evals=None):
     "Train one recipe with one seed, then score raw and averaged weights under each sampler (or only the `evals` pairs)"
     torch = setup()
     from diffnotes.runs import RunConfig, train_run, sample_from, FIDCurve
+    from diffnotes.config import STUDY_BUDGET  # the 16-32-64 model in fp32: the budget of this search
     from diffnotes.callbacks import EMA
     from diffnotes.eval import ImageEval
     n = 64 if tiny else 512
     over = {**RECIPES.get(name, {}), **over}  # the recipe's fields in full, whatever the library's defaults are
-    cfg = RunConfig(**{'epochs': EPOCHS, **over, 'seed': seed, 'ema_decay': EMAS[0], **(dict(epochs=1) if tiny else {}),
+    cfg = RunConfig(**{**STUDY_BUDGET, 'epochs': EPOCHS, **over, 'seed': seed, 'ema_decay': EMAS[0], **(dict(epochs=1) if tiny else {}),
                        **(dict(channels=(8, 16)) if tiny else {})})
     ev, extra = ImageEval.fashion_mnist(), [] if evals else [EMA(d) for d in EMAS[1:]]
     cbs = []

@@ -8,9 +8,12 @@ GroupNorm, the optimiser, the rest), and beside it the time of the pieces a run 
 data alone, one validation pass, the moving average's updates. Part 2 times `steps` training steps
 of the same Learner in variants, interleaved and repeated, and reports images per second and the
 ratio to the baseline measured in the same run: channels_last, `torch.compile`, torch's Adam with
-`foreach` and with `fused` (through fastai's `OptimWrapper`), and one thread instead of all.
+`foreach` and with `fused` (through fastai's `OptimWrapper`), bf16 autocast (`precision='bf16'`, alone and with
+channels_last), one thread instead of all, and diffusers' `UNet2DModel` at the same widths (`model='unet'`). Part 3
+measures fp32, channels_last and bf16 again in a process whose oneDNN is held to AVX2 (`ONEDNN_MAX_CPU_ISA`), as
+on a CPU without bf16 units, where `precision='auto'` keeps fp32.
 """
-import argparse, contextlib, io, json, statistics, time, warnings
+import argparse, contextlib, io, json, os, statistics, subprocess, sys, time, warnings
 from pathlib import Path
 warnings.filterwarnings('ignore')
 import torch
@@ -21,13 +24,14 @@ from diffnotes.callbacks import EMA
 GROUPS = {'convolutions': ('conv',), 'GroupNorm': ('group_norm',), 'optimiser': ('adam', 'foreach', 'addcdiv', 'lerp'),
           'matmul': ('mm', 'linear', 'matmul'), 'elementwise': ('add', 'mul', 'sub', 'div', 'silu', 'sigmoid', 'copy', 'fill')}
 
-def learner(opt=None, channels_last=False, compiled=False):
-    "The default run's Learner, quiet, on the CPU; optionally with torch's Adam, channels_last or a compiled model"
+def learner(opt=None, channels_last=False, compiled=False, precision='fp32', model='tiny'):
+    "The default run's Learner, quiet, on the CPU, contiguous; optionally torch's Adam, channels_last, compiled, bf16, UNet2DModel"
     torch.manual_seed(0)
-    with contextlib.redirect_stdout(io.StringIO()): learn = build_learner(RunConfig(), progress=False)
+    with contextlib.redirect_stdout(io.StringIO()): learn = build_learner(RunConfig(precision=precision, model=model), progress=False)
     learn.remove_cbs([c for c in learn.cbs if type(c).__name__ == 'EpochLine'])
     if opt: learn.opt_func = lambda params, lr: OptimWrapper(params, torch.optim.Adam, lr=lr, **opt)
-    if channels_last: learn.model = learn.model.to(memory_format=torch.channels_last)
+    fmt = torch.channels_last if channels_last else torch.contiguous_format  # `build_learner` picks one itself
+    learn.model = learn.model.to(memory_format=fmt)
     if compiled: learn.model = torch.compile(learn.model)
     return learn
 
@@ -68,13 +72,18 @@ def profile(steps):
     return {'steps': steps, 'wall_s': wall, 'operators_s': grouped, 'data_s': data, 'ema_s': ema_t,
             'validation_pass_s': valid, 'train_batches_per_epoch': n_train, 'bs': learn.dls.train.bs}
 
-def variants(steps, repeats):
+MAKERS = {'baseline (fp32, fastai Adam)': lambda: learner(), 'channels_last': lambda: learner(channels_last=True),
+          'torch Adam, foreach': lambda: learner(opt=dict(foreach=True)), 'torch Adam, fused': lambda: learner(opt=dict(fused=True)),
+          'torch.compile': lambda: learner(compiled=True), 'one thread': lambda: learner(),
+          'bf16': lambda: learner(precision='bf16'), 'bf16, channels_last': lambda: learner(channels_last=True, precision='bf16'),
+          "diffusers' UNet2DModel (same widths)": lambda: learner(model='unet'),
+          "diffusers' UNet2DModel, bf16": lambda: learner(model='unet', precision='bf16')}
+CAPPED = ('baseline (fp32, fastai Adam)', 'channels_last', 'bf16')  # measured again with oneDNN held to AVX2 (no bf16 units)
+
+def variants(steps, repeats, names=tuple(MAKERS)):
     "Images per second of each variant, interleaved, median of `repeats`"
     nt = torch.get_num_threads()
-    makers = {'baseline (fastai Adam)': lambda: learner(), 'channels_last': lambda: learner(channels_last=True),
-              'torch Adam, foreach': lambda: learner(opt=dict(foreach=True)), 'torch Adam, fused': lambda: learner(opt=dict(fused=True)),
-              'torch.compile': lambda: learner(compiled=True), 'one thread': lambda: learner()}
-    learners, times = {k: f() for k, f in makers.items()}, {k: [] for k in makers}
+    learners, times = {k: MAKERS[k]() for k in names}, {k: [] for k in names}
     for k, l in learners.items():  # warm-up (and compilation) outside the timing
         torch.set_num_threads(1 if k == 'one thread' else nt)
         train_steps(l, 3)
@@ -83,10 +92,17 @@ def variants(steps, repeats):
             torch.set_num_threads(1 if k == 'one thread' else nt)
             times[k].append(train_steps(l, steps))
     torch.set_num_threads(nt)
-    bs = learners['baseline (fastai Adam)'].dls.train.bs
+    bs = next(iter(learners.values())).dls.train.bs
+    base = names[0]
     ips = {k: steps * bs / statistics.median(v) for k, v in times.items()}
-    return {'threads': nt, 'repeats': repeats, 'images_per_s': ips,
-            'ratio_to_baseline': {k: v / ips['baseline (fastai Adam)'] for k, v in ips.items()}}
+    return {'threads': nt, 'repeats': repeats, 'images_per_s': ips, 'ratio_to_baseline': {k: v / ips[base] for k, v in ips.items()}}
+
+def capped(steps, repeats):
+    "The `CAPPED` variants in a process whose oneDNN may use AVX2 at most, as on a CPU without AVX-512 or AMX"
+    code = f"import json, train_profile as t; print(json.dumps(t.variants({steps}, {repeats}, t.CAPPED)))"
+    r = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, cwd=Path(__file__).parent,
+                       env={**os.environ, 'ONEDNN_MAX_CPU_ISA': 'AVX2'}, check=True)
+    return json.loads(r.stdout.strip().splitlines()[-1])
 
 if __name__ == '__main__':
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -94,6 +110,7 @@ if __name__ == '__main__':
     p.add_argument('--repeats', type=int, default=3)
     p.add_argument('--out', default='bench/results/train_profile.json')
     a = p.parse_args()
-    res = {'torch': torch.__version__, 'profile': profile(a.steps), 'variants': variants(a.steps, a.repeats)}
+    res = {'torch': torch.__version__, 'cpu_capability': torch.backends.cpu.get_cpu_capability(),
+           'profile': profile(a.steps), 'variants': variants(a.steps, a.repeats), 'avx2_cap': capped(a.steps, a.repeats)}
     Path(a.out).write_text(json.dumps(res, indent=1) + '\n')
     print(json.dumps(res, indent=1))

@@ -217,11 +217,15 @@ class NaNGuard(TerminateOnNaNCallback):
                  warmup:int=20,              # batches before the ratio test starts
                  beta:float=0.9,             # smoothing of the running mean
                  verbose:bool=True,          # print the reason when it stops
+                 every:int=None,             # batches per read of the checks (None: 1 on the CPU, 32 on a GPU)
                 ):
         if max_ratio is not None: check_range(max_ratio, 'max_ratio', 1, lo_open=True)
-        self.max_ratio, self.warmup, self.beta, self.verbose, self.reason = max_ratio, warmup, beta, verbose, None
-    def before_fit(self): self.avg, self.best, self.n, self.reason = None, math.inf, 0, None
+        if every is not None: check_int(every, 'every', 1, 10**6)
+        self.max_ratio, self.warmup, self.beta, self.verbose, self.every = max_ratio, warmup, beta, verbose, every
+        self.reason = None
+    def before_fit(self): self.avg, self.best, self.n, self.pending, self.reason = None, None, 0, [], None
     def after_batch(self): pass  # the parent's check comes too late: the step has already used the loss
+    def after_epoch(self): self.read()  # before the checkpoint callbacks save the epoch
     def stop(self, reason:str):
         "Keep `reason` and cancel the fit (fastai still runs `after_fit`)"
         self.reason = reason
@@ -232,16 +236,30 @@ class NaNGuard(TerminateOnNaNCallback):
 # %% ../nbs/06_callbacks.ipynb #ng0after
 @patch
 def after_loss(self:NaNGuard):
-    "Stop on a non-finite loss, or one `max_ratio` times above the best running mean; else update the mean"
+    "Check the loss on its own device against the best running mean, update the mean; read the checks every `every`"
     if not self.training: return
-    l, where = float(self.loss.detach()), f"at epoch {self.epoch}, batch {self.iter} (training step {self.train_iter})"
-    if not math.isfinite(l):
-        self.stop(f"the training loss became {l} {where}; lower the learning rate or check the data")
-    if self.max_ratio and self.n > self.warmup and l > self.max_ratio * self.best:
-        self.stop(f"the training loss diverged {where}: {l:.4g} is {l / self.best:.0f}× its best running mean "
-                  f"{self.best:.4g}; lower the learning rate")
-    self.avg, self.n = l if self.avg is None else self.beta * self.avg + (1 - self.beta) * l, self.n + 1
-    if self.n > self.warmup: self.best = min(self.best, self.avg)
+    l = self.loss.detach().float()
+    if self.avg is None: self.avg, self.best = l, torch.full_like(l, math.inf)
+    bad = ~l.isfinite()
+    if self.max_ratio and self.n > self.warmup: bad = bad | (l > self.max_ratio * self.best)
+    where = f"at epoch {self.epoch}, batch {self.iter} (training step {self.train_iter})"
+    self.pending.append((where, torch.stack([bad.float(), l, self.best])))  # no read: the device runs on
+    self.avg, self.n = torch.lerp(l, self.avg, self.beta), self.n + 1
+    if self.n > self.warmup: self.best = torch.minimum(self.best, self.avg)
+    if len(self.pending) >= (self.every or (1 if l.device.type == 'cpu' else 32)): self.read()
+
+@patch
+def read(self:NaNGuard):
+    "Read the checks of the batches since the last read, in one transfer; stop at the first that failed"
+    if not self.pending: return
+    rows, wheres = torch.stack([p for _, p in self.pending]).tolist(), [w for w, _ in self.pending]
+    self.pending = []
+    for where, (bad, l, best) in zip(wheres, rows):
+        if not bad: continue
+        if not math.isfinite(l):
+            self.stop(f"the training loss became {l} {where}; lower the learning rate or check the data")
+        self.stop(f"the training loss diverged {where}: {l:.4g} is {l / best:.0f}× its best running mean "
+                  f"{best:.4g}; lower the learning rate")
 
 
 # %% ../nbs/06_callbacks.ipynb #mp00fn01
@@ -260,7 +278,20 @@ class DeviceMixedPrecision(MixedPrecision):
         self.autocast, self.scales = torch.autocast(dev, dtype=dtype), L()
         self.learn.scaler = torch.amp.GradScaler(dev, enabled=dtype == torch.float16, **self.kwargs)
         if self.scaler_state: self.learn.scaler.load_state_dict(self.scaler_state)
+    def before_batch(self):
+        super().before_batch()
+        self.entered = True
+    def after_loss(self):
+        super().after_loss()
+        self.entered = False
+    def after_cancel_batch(self): self.leave()
+    def after_cancel_fit(self): self.leave()
+    def leave(self):
+        "Exit the autocast that a batch cancelled before `after_loss` left on (fastai's exits it only there)"
+        if getattr(self, 'entered', False): self.autocast.__exit__(None, None, None)
+        self.entered = False
     def after_fit(self):
+        self.leave()
         self.scaler_state = self.state()
         super().after_fit()
     def state(self)->dict:

@@ -111,14 +111,15 @@ def fid(samples:str='runs/default/samples.pt', # a .pt file of images (N, 1, 32,
     return rep
 
 # %% ../nbs/10_cli.ipynb #f41c70d6
-def export(run:str, # a checkpoint or run folder of a `--model unet` run
+def export(run:str, # a checkpoint or run folder of a `--callback ddpm` run (TinyUNet or diffusers' U-Net)
            out:str, # a new (or empty) folder for the diffusers pipeline
            ema_length:float=None, # export the post-hoc average of this relative width (a run trained with `--phema`)
           )->Path:
     "Write a run as a diffusers pipeline folder that loads without diffnotes"
     from diffnotes.runs import export_diffusers
     p = export_diffusers(run, out, ema_length)
-    print(f"wrote {p}: load it with diffusers' DDPMPipeline.from_pretrained or DDIMPipeline.from_pretrained")
+    trust = ", trust_remote_code=True" if (p / 'unet' / 'tiny_unet.py').exists() else ''  # its class is in the folder
+    print(f"wrote {p}: load it with diffusers' DDPMPipeline.from_pretrained(folder{trust}) or DDIMPipeline")
     return p
 
 # %% ../nbs/10_cli.ipynb #cb4a3964
