@@ -242,8 +242,7 @@ def after_loss(self:NaNGuard):
     if self.avg is None: self.avg, self.best = l, torch.full_like(l, math.inf)
     bad = ~l.isfinite()
     if self.max_ratio and self.n > self.warmup: bad = bad | (l > self.max_ratio * self.best)
-    where = f"at epoch {self.epoch}, batch {self.iter} (training step {self.train_iter})"
-    self.pending.append((where, torch.stack([bad.float(), l, self.best])))  # no read: the device runs on
+    self.pending.append(((self.epoch, self.iter, self.train_iter), torch.stack([bad.float(), l, self.best])))  # no read
     self.avg, self.n = torch.lerp(l, self.avg, self.beta), self.n + 1
     if self.n > self.warmup: self.best = torch.minimum(self.best, self.avg)
     if len(self.pending) >= (self.every or (1 if l.device.type == 'cpu' else 32)): self.read()
@@ -254,8 +253,9 @@ def read(self:NaNGuard):
     if not self.pending: return
     rows, wheres = torch.stack([p for _, p in self.pending]).tolist(), [w for w, _ in self.pending]
     self.pending = []
-    for where, (bad, l, best) in zip(wheres, rows):
+    for (epoch, i, step), (bad, l, best) in zip(wheres, rows):
         if not bad: continue
+        where = f"at epoch {epoch}, batch {i} (training step {step})"
         if not math.isfinite(l):
             self.stop(f"the training loss became {l} {where}; lower the learning rate or check the data")
         self.stop(f"the training loss diverged {where}: {l:.4g} is {l / best:.0f}× its best running mean "

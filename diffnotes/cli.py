@@ -116,9 +116,9 @@ def export(run:str, # a checkpoint or run folder of a `--callback ddpm` run (Tin
            ema_length:float=None, # export the post-hoc average of this relative width (a run trained with `--phema`)
           )->Path:
     "Write a run as a diffusers pipeline folder that loads without diffnotes"
-    from diffnotes.runs import export_diffusers
+    from diffnotes.runs import export_diffusers, TINY_MODULE
     p = export_diffusers(run, out, ema_length)
-    trust = ", trust_remote_code=True" if (p / 'unet' / 'tiny_unet.py').exists() else ''  # its class is in the folder
+    trust = ", trust_remote_code=True" if (p / 'unet' / f'{TINY_MODULE}.py').exists() else ''  # its class comes along
     print(f"wrote {p}: load it with diffusers' DDPMPipeline.from_pretrained(folder{trust}) or DDIMPipeline")
     return p
 
