@@ -42,7 +42,8 @@ class DiffusionLoss:
 
 # %% ../nbs/06_callbacks.ipynb #e3ee4434
 class DiffusionCallback(Callback):
-    "Turn clean-image batches into `(x_t, t)` and the loss's `yb` for a `DiffusionSchedule`; see `DDPMCallback`"
+    ("Turn clean-image batches into `(x_t, t)` (`(x_t, t, y)` for a class-conditional model) and the loss's `yb` "
+     "for a `DiffusionSchedule`; see `DDPMCallback`")
     order = MixedPrecision.order - 1  # noisify before autocast starts
     # fastai's `Stateful`: the validation table is not pickled (`learn.export`), and is rebuilt
     _stateattrs = ('_vtab',)
@@ -53,16 +54,22 @@ class DiffusionCallback(Callback):
                  learn_variance:bool=False,     # add Improved DDPM's bound term for a 2×-channel model (discrete only)
                  lambda_vlb:float=0.001,        # weight λ of the bound in the hybrid loss
                  valid_seed:int=42,             # seed of the validation noise
+                 p_uncond:float=0.1,            # class-conditional models: chance of the null class in training
+                 n_classes:int=None,            # classes of a conditional model (default: the model's `n_classes`)
                 ):
         self.sched, self.objective, self.weight, self.valid_seed = sched, check_objective(objective), weight, valid_seed
         self.t_sampler, self.learn_variance, self.lambda_vlb, self._vtab = t_sampler, learn_variance, lambda_vlb, None
         # the weight's own form for each objective
         self.native = weight is not None and 'objective' in inspect.signature(weight).parameters
+        self.p_uncond = float(check_range(p_uncond, 'p_uncond', 0, 1))
+        self.n_classes = None if n_classes is None else check_int(n_classes, 'n_classes', 1, 100_000)
+        self._seen = False
     def _init_state(self):
         super()._init_state()
         self._vtab = None
     def own_loss(self): return self.weight is not None or self.t_sampler is not None or self.learn_variance
     def before_fit(self):
+        self._seen = False
         self.old_loss = self.learn.loss_func
         if not (self.own_loss() or self.old_loss is None): return
         lv = self.learn_variance  # only the bound term needs the objective (EDM's F is neither ε nor v)
@@ -95,11 +102,43 @@ def set_batch(self:DiffusionCallback, xb, target, x0, x_t, t, r):
 
 @patch
 def before_batch(self:DiffusionCallback):
-    "Replace the batch of clean images by `(x_t, t)`, and `yb` by the target (and what `DiffusionLoss` needs)"
+    "Replace the batch of clean images by `(x_t, t[, y])`, and `yb` by the target (and what `DiffusionLoss` needs)"
     x0, t, noise, r = self.draws()
     x_t, _ = noisify(x0, t, self.sched, noise)
     target = get_target(self.objective, x0, noise, bcast(self.sched.lookup('abar', t), x0))
-    self.set_batch((x_t, t), target, x0, x_t, t, r)
+    self.set_batch(self.inputs(x_t, t), target, x0, x_t, t, r)
+
+# %% ../nbs/06_callbacks.ipynb #cl00fn02
+@patch
+def cond_classes(self:DiffusionCallback)->int:
+    "The number of classes of a conditional model: `n_classes`, else the model's (inside DDP's wrapper), else None"
+    m = self.learn.model
+    return self.n_classes if self.n_classes is not None else getattr(getattr(m, 'module', m), 'n_classes', None)
+
+@patch
+def labels(self:DiffusionCallback):
+    "The batch's labels for a conditional model (None otherwise); in training each is the null class with `p_uncond`"
+    n = self.cond_classes()
+    if n is None: return None
+    if not len(self.yb):
+        raise ValueError(f"the model is class-conditional ({n} classes) but the batch holds no labels; "
+                         "build the data with `labels=True`")
+    y = self.yb[0]
+    if y.is_floating_point() or y.ndim != 1 or len(y) != len(self.xb[0]):
+        raise ValueError(f"the batch's labels must be integers, one per image; got {y.dtype} of shape {tuple(y.shape)}")
+    if not self._seen:  # one read, on the first batch: labels outside the embedding fail on a GPU without a message
+        self._seen = True
+        if y.numel() and not 0 <= int(y.min()) <= int(y.max()) < n:
+            raise ValueError(f"the batch's labels must lie in [0, {n}); got {int(y.min())}…{int(y.max())}")
+    if not self.training or self.p_uncond == 0: return y
+    drop = torch.rand(len(y), device=y.device) < self.p_uncond  # label dropout, on the device: no host sync
+    return torch.where(drop, n, y)
+
+@patch
+def inputs(self:DiffusionCallback, x, t):
+    "The model's inputs: `(x, t)`, and the labels for a conditional model"
+    y = self.labels()
+    return (x, t) if y is None else (x, t, y)
 
 # %% ../nbs/06_callbacks.ipynb #63d06930
 @patch
@@ -147,6 +186,8 @@ class DDPMCallback(DiffusionCallback):
                  learn_variance:bool=False,    # add Improved DDPM's bound term for a 2×-channel model
                  lambda_vlb:float=0.001,       # weight λ of the bound in the hybrid loss
                  valid_seed:int=42,            # seed of the validation noise
+                 p_uncond:float=0.1,           # class-conditional models: chance of the null class in training
+                 n_classes:int=None,           # classes of a conditional model (default: the model's `n_classes`)
                 ):
         sched = betas if isinstance(betas, DiffusionSchedule) else DiffusionSchedule(betas)
         if not sched.discrete:
@@ -156,7 +197,8 @@ class DDPMCallback(DiffusionCallback):
         if t_sampler is not None and not isinstance(t_sampler, LossSecondMomentSampler):
             raise ValueError("`t_sampler` must be None, 'importance' or a `LossSecondMomentSampler`; "
                              f"got {t_sampler!r}")
-        super().__init__(sched, objective, weight, t_sampler, learn_variance, lambda_vlb, valid_seed)
+        super().__init__(sched, objective, weight, t_sampler, learn_variance, lambda_vlb, valid_seed, p_uncond,
+                         n_classes)
     @property
     def n_train_steps(self): return self.sched.n_train_steps
     def draw_t(self, bs, device, gen):
@@ -172,8 +214,11 @@ class ContinuousDDPMCallback(DiffusionCallback):
                  weight=None,                # callable SNR → per-sample weight on the ε-MSE (None: unweighted)
                  t_min:float=1e-5,           # smallest time drawn
                  valid_seed:int=42,          # seed of the validation noise
+                 p_uncond:float=0.1,         # class-conditional models: chance of the null class in training
+                 n_classes:int=None,         # classes of a conditional model (default: the model's `n_classes`)
                 ):
-        super().__init__(DiffusionSchedule(abar_fn=abar_fn), objective, weight, valid_seed=valid_seed)
+        super().__init__(DiffusionSchedule(abar_fn=abar_fn), objective, weight, valid_seed=valid_seed,
+                         p_uncond=p_uncond, n_classes=n_classes)
         self.t_min = check_range(t_min, 't_min', 0, 1, lo_open=True, hi_open=True)
     def draw_t(self, bs, device, gen):
         "Times uniform in [t_min, 1), and no importance weights"
@@ -188,10 +233,13 @@ class EDMCallback(DiffusionCallback):
                  sigma_min:float=EDM_SIGMA_RANGE[0], # smallest σ, where sampling ends (the schedule's σ at t = 0)
                  sigma_max:float=EDM_SIGMA_RANGE[1], # largest σ, where sampling starts
                  valid_seed:int=42,            # seed of the validation noise
+                 p_uncond:float=0.1,           # class-conditional models: chance of the null class in training
+                 n_classes:int=None,           # classes of a conditional model (default: the model's `n_classes`)
                 ):
         edm_abar(0., sigma_min, sigma_max)  # checks the range
         abar_fn = partial(edm_abar, sigma_min=sigma_min, sigma_max=sigma_max)
-        super().__init__(DiffusionSchedule(abar_fn=abar_fn), valid_seed=valid_seed)
+        super().__init__(DiffusionSchedule(abar_fn=abar_fn), valid_seed=valid_seed, p_uncond=p_uncond,
+                         n_classes=n_classes)
         self.objective = 'edm'  # what `Denoiser` calls EDM's F
         self.sigma_data = float(check_range(sigma_data, 'sigma_data', 0, 100, lo_open=True))
         check_range(p_mean, 'p_mean', -20, 20)
@@ -203,11 +251,12 @@ class EDMCallback(DiffusionCallback):
 
 @patch
 def before_batch(self:EDMCallback):
-    "Replace the batch by `(c_in·x, c_noise)` with x = x0 + σn, and `yb` by the target (x0 − c_skip·x)/c_out"
+    "Replace the batch by `(c_in·x, c_noise[, y])` with x = x0 + σn, and `yb` by the target (x0 − c_skip·x)/c_out"
     x0, sigma, noise, r = self.draws()
     x = x0 + bcast(sigma, x0) * noise
     _, _, c_in, c_noise = edm_scalings(sigma, self.sigma_data)
-    self.set_batch((bcast(c_in, x0) * x, c_noise), edm_target(x0, x, sigma, self.sigma_data), x0, x, sigma, r)
+    target = edm_target(x0, x, sigma, self.sigma_data)
+    self.set_batch(self.inputs(bcast(c_in, x0) * x, c_noise), target, x0, x, sigma, r)
 
 # %% ../nbs/06_callbacks.ipynb #b1138c68
 class NaNGuard(TerminateOnNaNCallback):

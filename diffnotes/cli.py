@@ -56,6 +56,36 @@ def train(resume:str=None,         # a checkpoint or run folder to continue to i
     if resume is None: return train_run(cfg, out)
     return train_run(resume=resume, overrides=options)  # the checkpoint is read once, by `train_run`
 
+# %% ../nbs/10_cli.ipynb #cs00fn01
+def _pair(v, name):
+    "Two numbers from 'lo,hi' text"
+    try: lo, hi = (float(p) for p in str(v).split(','))
+    except ValueError: raise ValueError(f"`{name}` must be two numbers 'lo,hi', e.g. 0.28,5.42; got {v!r}") from None
+    return lo, hi
+
+def _sample_labels(label, cfg, n):
+    "The class of each image and the grid's row length: 'all' gives n // C images of each class, one row per class"
+    if label is None: return None, 8
+    if not cfg.cond: raise ValueError("`label` needs a class-conditional run (trained with `--cond`)")
+    import torch
+    C = cfg.n_classes
+    if label == 'all': return torch.arange(C).repeat_interleave(max(1, n // C)), max(1, n // C)
+    try: k = int(label)
+    except ValueError: raise ValueError(f"`label` must be a class in [0, {C - 1}] or 'all'; got {label!r}") from None
+    return torch.full((n,), check_int(k, 'label', 0, C - 1)), 8
+
+def _class_line(x, cfg, ys, guidance):
+    "How many samples the evaluation classifier puts in their class (Fashion-MNIST runs), or what was drawn"
+    import torch
+    from diffnotes.eval import ImageEval
+    ys = torch.arange(len(x)) % cfg.n_classes if ys is None else ys
+    if cfg.data not in ('embedded', 'full') or tuple(x.shape[1:]) != (1, 32, 32) or cfg.n_classes != 10:
+        return f"drew classes {sorted(set(ys.tolist()))} with guidance {guidance:g}"
+    r = ImageEval.fashion_mnist().accuracy(x, ys)
+    lo, hi = r['acc_ci95']
+    return (f"guidance {guidance:g}: the evaluation classifier puts {r['acc']:.1%} of the {len(x)} samples "
+            f"in their class (95% CI {lo:.1%}–{hi:.1%}; on real test images {r['real_acc']:.1%})")
+
 # %% ../nbs/10_cli.ipynb #ee2ccf37
 def sample(run:str,              # a checkpoint, or a run folder holding `model.pt`
            out:str='samples',    # output path without suffix: writes OUT.png and OUT.pt (never over existing files)
@@ -66,6 +96,9 @@ def sample(run:str,              # a checkpoint, or a run folder holding `model.
            seed:int=0,           # seed of the noise, per image (drawn on the GPU if any: a GPU's images differ)
            bs:int=256,           # images per sampling batch: memory only, the images do not depend on it
            ema_length:float=None, # draw from the post-hoc average of this relative width (a run trained with `--phema`)
+           label:str=None,       # a `--cond` run: the class K to draw, or 'all', one row per class (default: balanced)
+           guidance:float=1.,    # a `--cond` run: classifier-free guidance w in [0, 100] (1: conditional, 0: not)
+           interval:str=None,    # a `--cond` run: 'lo,hi', guide only where lo < σ ≤ hi (Kynkäänniemi et al. 2024)
           ):
     "Draw `n` images from a trained run; writes `out`.png (a grid) and `out`.pt"
     check_int(n, 'n', 1, 10**6)
@@ -81,15 +114,19 @@ def sample(run:str,              # a checkpoint, or a run folder holding `model.
     from diffnotes.runs import load_run, sample_from, save_atomic, save_grid
     model, cfg = load_run(run, ema_length=ema_length)  # on the default device: a GPU when there is one
     sampler, steps = sampling_of(cfg, sampler, steps)  # the run's own unless told
-    x = sample_from(model, cfg, n, sampler, steps, eta, seed, bs).cpu()
+    ys, nrow = _sample_labels(label, cfg, n)
+    iv = None if interval is None else _pair(interval, 'interval')
+    x = sample_from(model, cfg, len(ys) if ys is not None else n, sampler, steps, eta, seed, bs, labels=ys,
+                    guidance=guidance, interval=iv).cpu()
     if not torch.isfinite(x).all():
         raise FloatingPointError(f"the samples are not finite ({sampler}, {steps} steps, η={eta}); "
                                  "nothing was written")
     targets[0].parent.mkdir(parents=True, exist_ok=True)
     save_atomic(x, targets[0])
-    save_grid(x, targets[1])
+    save_grid(x, targets[1], nrow=nrow, n=len(x) if label == 'all' else 64)
     avg = '' if ema_length is None else f", post-hoc average σ_rel = {ema_length}"
-    print(f"wrote {targets[1]} and {targets[0]} ({n} samples, {sampler}, {steps} steps{avg})")
+    print(f"wrote {targets[1]} and {targets[0]} ({len(x)} samples, {sampler}, {steps} steps{avg})")
+    if cfg.cond: print(_class_line(x, cfg, ys, guidance))
     return x
 
 # %% ../nbs/10_cli.ipynb #ad8286fb

@@ -56,6 +56,9 @@ class RunConfig:
     sigma_data:float=opt(None, 0, 100, lo_open=True) # 'edm' runs: σ_data (default: the RMS of the training images)
     p_mean:float=opt(-1.2, -20, 20)               # 'edm' runs: mean of the log-normal ln σ in training
     p_std:float=opt(1.2, 0, 20, lo_open=True)     # 'edm' runs: its standard deviation
+    cond:bool=False                               # class-conditional: train on the data's labels, with label dropout
+    p_uncond:float=opt(0.1, 0, 1)                 # 'cond' runs: chance of the null class per training image
+    n_classes:int=opt(None, 1, 100_000)           # 'cond' runs: number of classes (default: the data's)
     importance:bool=False                         # importance-sample t (Improved DDPM; discrete only)
     learn_variance:bool=False                     # learn the variance with the hybrid loss (discrete only)
     epochs:int=opt(24, 1, 100_000)                # epochs of one-cycle training
@@ -162,6 +165,7 @@ CROSS_RULES = (
     lambda c: c.model == 'tiny' and c.size % 2 ** (len(c.channels) - 1) and
         f"`size` must be a multiple of {2 ** (len(c.channels) - 1)} for a TinyUNet with {len(c.channels)} resolutions; "
         f"got {c.size}",
+    lambda c: c.n_classes is not None and not c.cond and "`n_classes` is for class-conditional runs: give `cond` True",
 )
 
 @patch

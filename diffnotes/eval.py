@@ -6,7 +6,7 @@ Docs: https://diffnotes.github.io/diffnotes/eval.html.md"""
 
 # %% auto #0
 __all__ = ['FashionClassifier', 'train_classifier', 'classifier_path', 'load_classifier', 'ref_path', 'compute_ref', 'mean_cov',
-           'feature_stats', 'frechet_distance', 'check_images', 'ImageEval', 'kid_from_features']
+           'feature_stats', 'frechet_distance', 'check_images', 'ImageEval', 'kid_from_features', 'wilson_interval']
 
 # %% ../nbs/08_eval.ipynb #5720222a
 import math, numbers
@@ -277,3 +277,37 @@ def report(self:ImageEval, x, # images (N, 1, 32, 32) in [-1, 1]
     res['text'] = (f"FID {res['fid']:.2f} (n={n}, 95% CI {lo:.2f}–{hi:.2f}; "
                    f"real-data floor at n={nf}: {res['floor']:.2f}), KID {res['kid']:.4f}")
     return res
+
+# %% ../nbs/08_eval.ipynb #ac00fn11
+def wilson_interval(k:int, # successes
+                    n:int, # trials, ≥ 1
+                    z:float=1.959964, # the normal quantile: 1.96 for 95%
+                   )->tuple:
+    "The Wilson score interval `(lo, hi)` of a proportion k/n"
+    if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 1 or not 0 <= k <= n:
+        raise ValueError(f"`n` must be an integer ≥ 1 and `k` in [0, n]; got k={k!r}, n={n!r}")
+    p, d = k / n, 1 + z**2 / n
+    mid, half = (p + z**2 / (2 * n)) / d, z * math.sqrt(p * (1 - p) / n + z**2 / (4 * n**2)) / d
+    return max(0., mid - half), min(1., mid + half)
+
+@torch.no_grad()
+def _predict(clf, x, bs, device):
+    "The classifier's class for each image, in batches, on the CPU"
+    return torch.cat([clf(x[i:i + bs].to(device).float()).argmax(1).cpu() for i in range(0, len(x), bs)])
+
+@patch
+def accuracy(self:ImageEval, x, # images (N, 1, 32, 32) in [-1, 1]
+             labels,            # the class requested for each image, (N,)
+            )->dict:
+    ("The classifier's accuracy on the requested classes: `acc`, `acc_ci95` (Wilson), `n`, and `real_acc`, "
+     "its accuracy on the embedded test images")
+    y = torch.as_tensor(labels).long().reshape(-1)
+    if len(y) != len(check_images(x)):
+        raise ValueError(f"`labels` must hold {len(x)} classes, one per image; got {len(y)}")
+    k = int((_predict(self.clf, x, self.bs, self.device) == y).sum())
+    if getattr(self, '_real_acc', None) is None:  # once per `ImageEval`
+        e = load_embedded()
+        pred = _predict(self.clf, to_model_scale(e['x_test']), self.bs, self.device)
+        hits = pred == torch.as_tensor(e['y_test']).long()
+        self._real_acc = float(hits.float().mean())
+    return {'n': len(y), 'acc': k / len(y), 'acc_ci95': wilson_interval(k, len(y)), 'real_acc': self._real_acc}

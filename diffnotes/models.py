@@ -21,9 +21,30 @@ def _scale_t(t, x, t_scale):
     if t.ndim == 0: t = t.expand(len(x))
     return t * t_scale if t.is_floating_point() else t
 
+# %% ../nbs/04_models.ipynb #cl00fn01
+def _n_embeds(n_classes):
+    "Rows of the class embedding: `n_classes` and the null class, or None for an unconditional model"
+    if n_classes is None: return None
+    if isinstance(n_classes, bool) or not isinstance(n_classes, int) or not 1 <= n_classes <= 100_000:
+        raise ValueError(f"`n_classes` must be None or an integer in [1, 100000]; got {n_classes!r}")
+    return n_classes + 1
+
+def _labels(y, x, n_classes):
+    "Labels as a (B,) long tensor on `x`'s device: None gives the null class `n_classes`; None for unconditional"
+    if n_classes is None:
+        if y is not None:
+            raise ValueError("`y`: this model is unconditional (`n_classes` None); call it as model(x, t)")
+        return None
+    if y is None: return torch.full((len(x),), n_classes, device=x.device, dtype=torch.long)
+    y = torch.as_tensor(y, device=x.device)
+    if y.is_floating_point() or y.is_complex() or y.dtype == torch.bool:
+        raise ValueError(f"`y` must hold integer class labels; got {y.dtype}")
+    return y.long().expand(len(x)) if y.ndim == 0 else y.long()
+
 # %% ../nbs/04_models.ipynb #87fcbcff
 class UNet(UNet2DModel):
-    "diffusers' `UNet2DModel` called as `model(x_t, t)` and returning a tensor; continuous t is scaled by `t_scale`"
+    ("diffusers' `UNet2DModel` called as `model(x_t, t)` (`model(x_t, t, y)` with classes) and returning a tensor; "
+     "continuous t is scaled by `t_scale`")
     def __init__(self, in_channels:int=1,          # image channels
                  out_channels:int=None,            # output channels (default: `in_channels`, 2× with `learn_variance`)
                  learn_variance:bool=False,        # output 2× channels for Improved DDPM's learned variance
@@ -34,14 +55,18 @@ class UNet(UNet2DModel):
                  up_block_types=('AttnUpBlock2D', 'UpBlock2D', 'UpBlock2D'),
                  norm_num_groups:int=8,
                  t_scale:float=1000.,              # multiplier for continuous t ∈ [0, 1]
+                 n_classes:int=None,               # classes of a class-conditional model (one more, the null class)
                  **kwargs):                        # passed on to `UNet2DModel`
         out = (out_channels or in_channels) * (2 if learn_variance else 1)
         super().__init__(sample_size=sample_size, in_channels=in_channels, out_channels=out,
                          block_out_channels=tuple(block_out_channels), layers_per_block=layers_per_block,
                          down_block_types=tuple(down_block_types), up_block_types=tuple(up_block_types),
-                         norm_num_groups=norm_num_groups, **kwargs)
-        self.t_scale = t_scale
-    def forward(self, x, t): return super().forward(x, _scale_t(t, x, self.t_scale)).sample
+                         norm_num_groups=norm_num_groups, num_class_embeds=_n_embeds(n_classes), **kwargs)
+        self.t_scale, self.n_classes = t_scale, n_classes
+    def forward(self, x, t, y=None):
+        "Predict from noised images `x` at times `t`, of classes `y` (None: the null class, or an unconditional model)"
+        y = _labels(y, x, self.n_classes)
+        return super().forward(x, _scale_t(t, x, self.t_scale), class_labels=y).sample
     def __getattr__(self, name):
         "Config keys as diffusers gives them; any other missing name raises `AttributeError`, not `KeyError`"
         cfg = self.__dict__.get('_internal_dict')
@@ -75,17 +100,20 @@ class ResBlock(nn.Module):
 
 # %% ../nbs/04_models.ipynb #7849af85
 class TinyUNet(nn.Module):
-    "A small U-Net with sinusoidal time embeddings, called as `model(x_t, t)`"
+    "A small U-Net with sinusoidal time embeddings, called as `model(x_t, t)` (`model(x_t, t, y)` with classes)"
     def __init__(self, in_channels:int=1,      # image channels
                  out_channels:int=None,        # output channels (default: `in_channels`, doubled with `learn_variance`)
                  learn_variance:bool=False,    # output 2× channels for Improved DDPM's learned variance
                  channels=(32, 64, 128),       # channels at each resolution; the image is halved len−1 times
                  emb_dim:int=128,              # size of the time embedding
                  t_scale:float=1000.,          # multiplier for continuous t ∈ [0, 1]
+                 n_classes:int=None,           # classes of a class-conditional model (one more, the null class)
                 ):
         super().__init__()
         out = (out_channels or in_channels) * (2 if learn_variance else 1)
-        self.emb_dim, self.t_scale = emb_dim, t_scale
+        self.emb_dim, self.t_scale, self.n_classes = emb_dim, t_scale, n_classes
+        n_emb = _n_embeds(n_classes)
+        self.class_emb = None if n_emb is None else nn.Embedding(n_emb, emb_dim)
         self.time_mlp = nn.Sequential(nn.Linear(emb_dim, emb_dim), nn.SiLU(), nn.Linear(emb_dim, emb_dim))
         self.conv_in = nn.Conv2d(in_channels, channels[0], 3, padding=1)
         self.down = nn.ModuleList(ResBlock(a, b, emb_dim) for a, b in zip(channels[:1] + channels[:-1], channels))
@@ -101,14 +129,16 @@ from fastcore.basics import patch
 
 # %% ../nbs/04_models.ipynb #70546bd8
 @patch
-def forward(self:TinyUNet, x, t):
-    "Predict from noised images `x` at times `t`"
+def forward(self:TinyUNet, x, t, y=None):
+    "Predict from noised images `x` at times `t`, of classes `y` (None: the null class, or an unconditional model)"
     k = 2 ** len(self.pool)
     if x.ndim != 4 or x.shape[1] != self.conv_in.in_channels or x.shape[-1] % k or x.shape[-2] % k:
         raise ValueError(f"`x` must be (B, {self.conv_in.in_channels}, H, W) with H and W multiples of {k}; "
                          f"got {tuple(x.shape)}")
     emb = timestep_embedding(_scale_t(t, x, self.t_scale), self.emb_dim)  # in float32, precise enough for t up to 1000
     emb = self.time_mlp(emb.to(self.time_mlp[0].weight.dtype))         # then the weights' dtype (.half(), .bfloat16())
+    y = _labels(y, x, self.n_classes)
+    if y is not None: emb = emb + self.class_emb(y)  # the class shifts every block as the time does
     h, skips = self.conv_in(x), []
     for i, blk in enumerate(self.down):
         h = blk(h, emb)
@@ -135,11 +165,12 @@ class TinyUNet2DModel(ModelMixin, ConfigMixin):
                  emb_dim:int=128,           # size of the time embedding
                  t_scale:float=1000.,       # multiplier for continuous t ∈ [0, 1]
                  sample_size:int=32,        # image size, which diffusers' pipelines read from the config
+                 n_classes:int=None,        # classes of a class-conditional model; the null class is `n_classes`
                 ):
         super().__init__()
-        self.net = TinyUNet(in_channels, out_channels, learn_variance, tuple(channels), emb_dim, t_scale)
-    def forward(self, sample, timestep, return_dict:bool=True):
-        out = self.net(sample, timestep)
+        self.net = TinyUNet(in_channels, out_channels, learn_variance, tuple(channels), emb_dim, t_scale, n_classes)
+    def forward(self, sample, timestep, class_labels=None, return_dict:bool=True):
+        out = self.net(sample, timestep, class_labels)
         return UNet2DOutput(sample=out) if return_dict else (out,)
 
 # %% ../nbs/04_models.ipynb #tu2dfn02
@@ -152,7 +183,8 @@ def standalone_source()->str:
             'from diffusers import ModelMixin, ConfigMixin',
             'from diffusers.configuration_utils import register_to_config',
             'from diffusers.models.unets.unet_2d import UNet2DOutput', '']
-    parts = [inspect.getsource(o) for o in (m._scale_t, m.timestep_embedding, m.ResBlock, m.TinyUNet)]
+    objs = (m._scale_t, m._n_embeds, m._labels, m.timestep_embedding, m.ResBlock, m.TinyUNet)
+    parts = [inspect.getsource(o) for o in objs]
     fwd = inspect.getsource(m.TinyUNet.forward)
     if not fwd.startswith('@patch\n'): raise RuntimeError("`TinyUNet.forward` is expected to be attached by `@patch`")
     parts += [fwd.removeprefix('@patch\n'), 'TinyUNet.forward = forward\n', inspect.getsource(m.TinyUNet2DModel)]

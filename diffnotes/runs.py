@@ -6,12 +6,12 @@ Docs: https://diffnotes.github.io/diffnotes/runs.html.md"""
 
 # %% auto #0
 __all__ = ['NFE_SAMPLERS', 'PREDICTION_TYPES', 'TINY_MODULE', 'build_model', 'build_schedule', 'build_weight', 'build_callback',
-           'EpochLine', 'check_data', 'native_bf16', 'resolve_precision', 'train_cbs', 'build_learner', 'data_sigma',
-           'world', 'is_main', 'group', 'barrier', 'plain', 'save_atomic', 'remove_stale', 'load_checkpoint',
-           'diffusion_cb', 'find_cb', 'ema_cb', 'run_state', 'restore_state', 'RunCheckpoint', 'seed_everything',
-           'train_run', 'save_grid', 'plot_quartiles', 'save_losses', 'finish_run', 'sampler_kwargs', 'sample_from',
-           'load_run', 'model_calls', 'nfe_steps', 'nfe_samplers', 'fid_vs_nfe', 'FIDCurve', 'run_folder',
-           'phema_average', 'result_path', 'diffusers_unet', 'export_diffusers']
+           'EpochLine', 'check_data', 'native_bf16', 'resolve_precision', 'data_classes', 'train_cbs', 'build_learner',
+           'data_sigma', 'world', 'is_main', 'group', 'barrier', 'plain', 'save_atomic', 'remove_stale',
+           'load_checkpoint', 'diffusion_cb', 'find_cb', 'ema_cb', 'run_state', 'restore_state', 'RunCheckpoint',
+           'seed_everything', 'train_run', 'save_grid', 'plot_quartiles', 'save_losses', 'finish_run', 'sampler_kwargs',
+           'sample_from', 'draw_labels', 'load_run', 'model_calls', 'nfe_steps', 'nfe_samplers', 'fid_vs_nfe',
+           'FIDCurve', 'run_folder', 'phema_average', 'result_path', 'diffusers_unet', 'export_diffusers']
 
 # %% ../nbs/09_runs.ipynb #6a03f0c5
 import contextlib, json, os, random, sys, time
@@ -38,13 +38,15 @@ from .samplers import SAMPLERS, ImageNoise, Denoiser
 # %% ../nbs/09_runs.ipynb #f409ac4c
 def build_model(cfg:RunConfig, # the run's configuration
                )->torch.nn.Module:
-    "The model `cfg` describes, freshly initialised from torch's global generator"
+    "The model `cfg` describes (class-conditional with `cond`), freshly initialised from torch's global generator"
     if cfg.model == 'tiny':
-        return TinyUNet(cfg.in_channels, learn_variance=cfg.learn_variance, channels=cfg.channels, emb_dim=64)
+        return TinyUNet(cfg.in_channels, learn_variance=cfg.learn_variance, channels=cfg.channels, emb_dim=64,
+                        n_classes=cfg.n_classes if cfg.cond else None)
     n = len(cfg.channels)  # plain blocks, with attention at the lowest resolution
     return UNet(cfg.in_channels, learn_variance=cfg.learn_variance, sample_size=cfg.size,
                 block_out_channels=cfg.channels, down_block_types=('DownBlock2D',) * (n - 1) + ('AttnDownBlock2D',),
-                up_block_types=('AttnUpBlock2D',) + ('UpBlock2D',) * (n - 1))
+                up_block_types=('AttnUpBlock2D',) + ('UpBlock2D',) * (n - 1),
+                n_classes=cfg.n_classes if cfg.cond else None)
 
 def build_schedule(cfg:RunConfig, # the run's configuration
                   )->DiffusionSchedule:
@@ -73,10 +75,11 @@ def build_callback(cfg:RunConfig,          # the run's configuration
     if cfg.callback == 'edm':
         if cfg.sigma_data is None:
             raise ValueError("`sigma_data` is None: measure it first (`build_learner` does: `data_sigma`)")
-        return EDMCallback(cfg.sigma_data, cfg.p_mean, cfg.p_std)
-    if cfg.callback == 'continuous': return ContinuousDDPMCallback(sched.abar_fn, cfg.objective, build_weight(cfg))
+        return EDMCallback(cfg.sigma_data, cfg.p_mean, cfg.p_std, p_uncond=cfg.p_uncond)
+    if cfg.callback == 'continuous':
+        return ContinuousDDPMCallback(sched.abar_fn, cfg.objective, build_weight(cfg), p_uncond=cfg.p_uncond)
     return DDPMCallback(sched, cfg.objective, build_weight(cfg), 'importance' if cfg.importance else None,
-                        cfg.learn_variance)
+                        cfg.learn_variance, p_uncond=cfg.p_uncond)
 
 # %% ../nbs/09_runs.ipynb #7b8471fa
 class EpochLine(Callback):
@@ -95,8 +98,9 @@ class EpochLine(Callback):
 @torch.no_grad()
 def check_data(dls, model):
     "Send two images of `dls` through `model` once; a `ValueError` naming the shapes if they do not fit"
-    x, = dls.one_batch()
-    try: model.eval()(x[:2].cpu(), torch.zeros(2, dtype=torch.long))
+    x, *y = dls.one_batch()
+    extra = (y[0][:2].cpu(),) if y and getattr(model, 'n_classes', None) else ()  # a conditional model's labels
+    try: model.eval()(x[:2].cpu(), torch.zeros(2, dtype=torch.long), *extra)
     except (ValueError, RuntimeError) as e:
         raise ValueError(f"the data's images, {tuple(x.shape[1:])} (channels, height, width), "
                          f"do not fit the model: {e}") from None
@@ -124,6 +128,18 @@ def resolve_precision(precision:str, # a value of `PRECISIONS`
     return 'bf16' if native_bf16(device) else 'fp32'
 
 
+# %% ../nbs/09_runs.ipynb #cr00fn01
+def data_classes(dls,           # the run's DataLoaders, made with labels
+                 n_classes=None, # the number the configuration asks for, or None
+                )->int:
+    "The number of classes of a conditional run: the data's `dls.c`, checked against `n_classes` when given"
+    c = getattr(dls, 'c', None)
+    if not isinstance(c, int) or c < 1:
+        raise ValueError("`cond`: the data holds no labels; give labelled DataLoaders (`get_dls(..., labels=True)`)")
+    if n_classes is not None and n_classes != c:
+        raise ValueError(f"`n_classes` is {n_classes} but the data has {c} classes")
+    return c
+
 # %% ../nbs/09_runs.ipynb #2ea442fd
 def train_cbs(cfg:RunConfig, # the run's configuration
               device=None,   # where it trains, for 'auto' precision (default: fastai's `default_device()`)
@@ -146,7 +162,8 @@ def build_learner(cfg:RunConfig,    # the run's configuration
     from fastai.optimizer import Adam
     from fastai.torch_core import default_device
     from diffnotes.data import get_dls
-    if dls is None: dls = get_dls(cfg.data, bs=cfg.bs, size=cfg.size, channels=cfg.in_channels)
+    if dls is None: dls = get_dls(cfg.data, bs=cfg.bs, size=cfg.size, channels=cfg.in_channels, labels=cfg.cond)
+    if cfg.cond: cfg.n_classes = data_classes(dls, cfg.n_classes)  # recorded: the checkpoint rebuilds the model
     model = build_model(cfg)
     check_data(dls, model)
     if cfg.callback == 'edm' and cfg.sigma_data is None:
@@ -524,6 +541,9 @@ def sample_from(model,              # a trained model
                 device=None,        # default: the model's device
                 progress:bool=False,# show fastprogress bars
                 split:bool=True,    # share the batches among the ranks of a process group (then every rank must call)
+                labels=None,        # conditional runs: a class, one per image, or None for image i of class i mod C
+                guidance:float=1.,  # conditional runs: classifier-free guidance weight w (1 conditional, 0 not)
+                interval=None,      # conditional runs: `(sigma_lo, sigma_hi)`, the σ range where guidance applies
                )->torch.Tensor:
     "Draw `n` images from a model trained with configuration `cfg`, clamped to [-1, 1] as diffusers' pipelines do"
     check_int(n, 'n', 1, 10**6)
@@ -534,14 +554,16 @@ def sample_from(model,              # a trained model
     p = next(model.parameters())
     sched, model, dev = build_schedule(cfg), model.eval(), torch.device(device or p.device)
     kw = sampler_kwargs(cfg, sampler, eta)
-    if cfg.callback == 'edm': model = Denoiser(model, sched, 'edm', cfg.sigma_data, device=dev)  # EDM's scalings
+    ys = draw_labels(cfg, n, labels, guidance, interval)
     rank, ws = group() if split else (0, 1)
     mine = list(range(0, n, bs))[rank::ws]  # batch k goes to rank k mod ws
     out = [torch.empty(0, cfg.in_channels, cfg.size, cfg.size, device=dev, dtype=p.dtype)]
     for i in mine:
         shape = (min(bs, n - i), cfg.in_channels, cfg.size, cfg.size)
         noise = ImageNoise(seed, shape[0], start=i, device=dev)
-        out.append(SAMPLERS[sampler](model, shape, sched, steps, objective=cfg.objective,
+        den = Denoiser(model, sched, cfg.objective, cfg.sigma_data or 0.5, device=dev)  # EDM's scalings for 'edm'
+        if ys is not None: den.guide(ys[i:i + shape[0]], guidance, interval)
+        out.append(SAMPLERS[sampler](den, shape, None, steps,
                                      x_T=noise.randn(shape, p.dtype), generator=noise, device=device,
                                      progress=progress, **kw))
     x = torch.cat(out)
@@ -553,6 +575,24 @@ def _in_order(x, n, bs, ws):
     ks = [k for r in range(ws) for k in range(r, -(-n // bs), ws)]
     parts = x.split([min(bs, n - k * bs) for k in ks])
     return torch.cat([p for _, p in sorted(zip(ks, parts), key=lambda kp: kp[0])])
+
+# %% ../nbs/09_runs.ipynb #dl00fn01
+def draw_labels(cfg:RunConfig, # the run's configuration
+                n:int,         # images to draw
+                labels=None,   # a class, one per image, or None (image i of class i mod C)
+                guidance:float=1., # the guidance weight, which an unconditional run must leave at 1
+                interval=None, # the guidance interval, which an unconditional run must leave None
+               ):
+    "The class of each image of a draw from a conditional run, as a (n,) tensor; None for an unconditional run"
+    if not cfg.cond:
+        if labels is not None or guidance != 1 or interval is not None:
+            raise ValueError("`labels`, `guidance` and `interval` need a class-conditional run (trained with `cond`)")
+        return None
+    if labels is None: return torch.arange(n) % cfg.n_classes  # class-balanced
+    ys = torch.as_tensor(labels)
+    ys = ys.expand(n) if ys.ndim == 0 else ys
+    if ys.shape != (n,): raise ValueError(f"`labels` must be one class or {n}, one per image; got {tuple(ys.shape)}")
+    return ys
 
 # %% ../nbs/09_runs.ipynb #0ef5cfcc
 def load_run(path,                  # a checkpoint or run folder
@@ -705,7 +745,7 @@ def diffusers_unet(model, # a model of `build_model`, with its weights
         unet.load_state_dict(model.state_dict())
         return unet
     unet = TinyUNet2DModel(model.conv_in.in_channels, model.out[-1].out_channels, False, cfg.channels,
-                           model.emb_dim, model.t_scale, cfg.size)
+                           model.emb_dim, model.t_scale, cfg.size, model.n_classes)
     unet.net.load_state_dict(model.state_dict())
     return unet
 

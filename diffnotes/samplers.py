@@ -201,6 +201,10 @@ class Denoiser:
                  sigma_data:float=0.5,      # 'edm' only: σ_data of the preconditioning
                  quantize:bool=True,        # discrete: round fractional steps (models trained on integer steps)
                  device=None,               # default: the model's device (the CPU for a plain function)
+                 labels=None,               # classes to draw, an int or one per image (a conditional model), or None
+                 guidance:float=1.,         # w of classifier-free guidance: F_u + w·(F_c − F_u); 1 conditional, 0 not
+                 interval=None,             # `(sigma_lo, sigma_hi)`: guide only where σ_lo < σ ≤ σ_hi (elsewhere w = 1)
+                 null_class:int=None,       # the null class's label (default: the model's `n_classes`)
                 ):
         if objective not in DENOISER_OBJECTIVES:
             raise ValueError(f"`objective` must be one of {DENOISER_OBJECTIVES}; got {objective!r}")
@@ -208,7 +212,67 @@ class Denoiser:
         self.sched = _check_terminal(sched, objective)
         self.sigma_data = float(check_range(sigma_data, 'sigma_data', 0, 100, lo_open=True))
         self.device = _device(model, device)
-    def __repr__(self): return f"Denoiser({self.objective}, {self.sched})"
+        self.guide(labels, guidance, interval, null_class)
+    def __repr__(self):
+        g = '' if self.labels is None else f", guidance {self.guidance}"
+        return f"Denoiser({self.objective}, {self.sched}{g})"
+
+# %% ../nbs/07_samplers.ipynb #cf00fn01
+@patch
+def guide(self:Denoiser, labels=None, # classes to draw: an int, one per image, or None (an unconditional call)
+          guidance:float=1.,          # guidance weight w ≥ 0
+          interval=None,              # `(sigma_lo, sigma_hi)` where guidance applies, or None for every σ
+          null_class:int=None,        # the null class's label (default: the model's `n_classes`)
+         ):
+    "Set the classes and the guidance of later calls; checked here, once, not at every step"
+    self.guidance = float(check_range(guidance, 'guidance', 0, 100))
+    self.labels = None if labels is None else torch.as_tensor(labels, device=self.device)
+    if self.labels is None:
+        if guidance != 1 or interval is not None: raise ValueError("`guidance` and `interval` need `labels`")
+        return self
+    if self.labels.is_floating_point() or self.labels.dtype == torch.bool or self.labels.ndim > 1:
+        raise ValueError(f"`labels` must be an integer or a 1-d tensor of integers; got {self.labels!r}")
+    m = getattr(self.model, 'module', self.model)
+    self.null = null_class if null_class is not None else getattr(m, 'n_classes', None)
+    if self.null is None: raise ValueError("`null_class`: the model has no `n_classes`; give the null class's label")
+    self.null = check_int(self.null, 'null_class', 0)
+    if self.labels.numel() and not 0 <= int(self.labels.min()) <= int(self.labels.max()) < self.null:
+        raise ValueError(f"`labels` must lie in [0, {self.null}), the model's classes; got {self.labels.tolist()}")
+    self.interval = None if interval is None else _interval(interval)
+    return self
+
+def _interval(iv):
+    "`(lo, hi)` as floats with 0 ≤ lo < hi, or a `ValueError` naming `interval`"
+    try: lo, hi = (float(v) for v in iv)
+    except (TypeError, ValueError):
+        raise ValueError(f"`interval` must be two numbers (sigma_lo, sigma_hi); got {iv!r}") from None
+    if not 0 <= lo < hi or math.isnan(hi): raise ValueError(f"`interval` must have 0 ≤ sigma_lo < sigma_hi; got {iv!r}")
+    return lo, hi
+
+# %% ../nbs/07_samplers.ipynb #cf00fn02
+@patch
+def weight_at(self:Denoiser, sigma:float, # σ of the point
+             )->float:
+    "The guidance weight at σ: `guidance` inside the interval (everywhere without one), 1 (conditional) outside"
+    if self.interval is None: return self.guidance
+    lo, hi = self.interval
+    return self.guidance if lo < sigma <= hi else 1.
+
+@patch
+def forward(self:Denoiser, u, t, sigma:float):
+    "The network's output F at `(u, t)`: plain, conditional, or guided (both passes as one batch of 2B)"
+    if self.labels is None: return self.model(u, t)
+    y = self.labels.expand(len(u)) if self.labels.ndim == 0 else self.labels
+    if len(y) != len(u): raise ValueError(f"`labels` holds {len(y)} labels for a batch of {len(u)} images")
+    w = self.weight_at(sigma)
+    if w == 1: return self.model(u, t, y)
+    null = torch.full_like(y, self.null)
+    if w == 0: return self.model(u, t, null)
+    out = self.model(torch.cat([u, u]), torch.cat([t, t]), torch.cat([y, null]))
+    c, n = out.chunk(2)
+    C = u.shape[1]
+    g = torch.lerp(n[:, :C], c[:, :C], w)  # F_u + w·(F_c − F_u): ε̂, x̂0 and v are all affine in F
+    return torch.cat([g, c[:, C:]], dim=1) if c.shape[1] > C else g  # a learned variance: the conditional one
 
 # %% ../nbs/07_samplers.ipynb #a1d0e006
 Point = namedtuple('Point', 't s_in a b c d sigma')
@@ -250,7 +314,7 @@ def __call__(self:Denoiser, x,  # the sampler's state (x_t, or x̃ for points ma
             )->tuple:
     "`(x̂0, ε̂, variance channels or None)` of the network at point `p`"
     u = x if p.s_in == 1 else x * p.s_in
-    out = self.model(u, p.t if len(p.t) == len(x) else p.t.expand(len(x)))
+    out = self.forward(u, p.t if len(p.t) == len(x) else p.t.expand(len(x)), p.sigma)
     var, C = None, x.shape[1]
     if out.shape[1] == 2 * C: out, var = out[:, :C], out[:, C:]
     elif out.shape[1] != C: raise ValueError(f"the model must output {C} (or {2 * C}) channels; got {out.shape[1]}")
