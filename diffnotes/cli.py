@@ -8,7 +8,7 @@ Docs: https://diffnotes.github.io/diffnotes/cli.html.md"""
 __all__ = ['COMMANDS', 'tables', 'train', 'sample', 'fid', 'export', 'command_parser', 'main']
 
 # %% ../nbs/10_cli.ipynb #fa56692c
-import argparse, inspect, os, re, sys, warnings
+import argparse, inspect, json, os, re, sys, warnings
 from dataclasses import fields
 from pathlib import Path
 from fastcore.docments import docments
@@ -156,7 +156,13 @@ def export(run:str, # a checkpoint or run folder of a `--callback ddpm` run (Tin
     from diffnotes.runs import export_diffusers, TINY_MODULE
     p = export_diffusers(run, out, ema_length)
     trust = ", trust_remote_code=True" if (p / 'unet' / f'{TINY_MODULE}.py').exists() else ''  # its class comes along
-    print(f"wrote {p}: load it with diffusers' DDPMPipeline.from_pretrained(folder{trust}) or DDIMPipeline")
+    unet = json.loads((p / 'unet' / 'config.json').read_text())
+    if unet.get('num_class_embeds') or unet.get('n_classes'):  # diffusers' pipelines pass no labels
+        null = unet.get('n_classes') or unet['num_class_embeds'] - 1
+        print(f"wrote {p}: a class-conditional U-Net (null class {null}); diffusers' pipelines pass no labels, so load "
+              f"DDPMPipeline.from_pretrained(folder{trust}) and call its `unet` with `class_labels` in a guided loop "
+              "around its scheduler (the runs page shows one)")
+    else: print(f"wrote {p}: load it with diffusers' DDPMPipeline.from_pretrained(folder{trust}) or DDIMPipeline")
     return p
 
 # %% ../nbs/10_cli.ipynb #cb4a3964

@@ -155,3 +155,40 @@ def test_two_processes_with_precision_clipping_accumulation_and_phema():
                 assert all(torch.equal(p, q) for p, q in zip(x, y)), k
         assert load_checkpoint(d / 'run')['epochs_done'] == 2
         assert sorted(p.name for p in (d / 'run' / 'phema').iterdir()) == ['0001.pt', '0002.pt']  # one writer
+
+DRIVER_COND = '''
+import sys, torch
+from fastai.callback.core import Callback, CancelFitException
+from diffnotes.runs import RunConfig, train_run, world, sample_from, load_checkpoint
+out, dump, stop, resume = sys.argv[1], sys.argv[2], int(sys.argv[3]), (sys.argv[4] if len(sys.argv) > 4 else None)
+def state(learn):
+    "What each rank saves: its weights"
+    return {'model': getattr(learn.model, 'module', learn.model).state_dict()}
+<<DUMP>>cfg = RunConfig(cond=True, p_uncond=0.2, channels=(8, 16), epochs=2, bs=32, n_samples=4, sample_steps=3)
+learn = train_run(cfg, out, resume=resume, progress=False, cbs=[Dump()])
+cfg = RunConfig(**load_checkpoint(out)['config'])  # with the classes the data had
+x = sample_from(learn.model, cfg, 5, 'ddpm', 3, bs=2, labels=torch.tensor([1, 3, 5, 7, 9]), guidance=2.)
+torch.save({'x': x}, f"{dump}/samples{world()[0]}.pt")
+import torch.distributed as dist
+if dist.is_initialized(): dist.destroy_process_group()
+'''.replace('<<DUMP>>', DUMP)
+
+def test_two_processes_train_a_conditional_run_and_resume_it():
+    "A class-conditional run on 2 ranks, killed after epoch 1 and resumed: the ranks agree, and guided sampling is shared"
+    from diffnotes.runs import load_checkpoint, RunConfig, sample_from
+    with tempfile.TemporaryDirectory() as d:
+        d = Path(d); (d / 'dump').mkdir(); driver = d / 'driver.py'; driver.write_text(DRIVER_COND)
+        launch(2, str(driver), str(d / 'run'), str(d / 'dump'), '1')
+        assert load_checkpoint(d / 'run')['epochs_done'] == 1
+        launch(2, str(driver), str(d / 'run'), str(d / 'dump'), '0', str(d / 'run'))
+        ck = load_checkpoint(d / 'run')
+        assert (ck['epochs_done'], ck['world_size'], ck['config']['n_classes']) == (2, 2, 10)
+        ranks = [torch.load(d / 'dump' / f'rank{r}.pt') for r in range(2)]
+        for k, v in ranks[0]['model'].items(): assert torch.equal(v, ranks[1]['model'][k]), k
+        for k, v in ranks[0]['model'].items(): assert torch.equal(v, ck['model'][k]), k
+        cfg = RunConfig(**ck['config'])
+        one = single_process(cfg, ranks[0]['model'])
+        threads = torch.get_num_threads(); torch.set_num_threads(1)
+        try: x = sample_from(one.model, cfg, 5, 'ddpm', 3, bs=2, labels=torch.tensor([1, 3, 5, 7, 9]), guidance=2.)
+        finally: torch.set_num_threads(threads)
+        for r in range(2): assert torch.equal(torch.load(d / 'dump' / f'samples{r}.pt')['x'], x)

@@ -98,3 +98,36 @@ def test_numeric_names_stay_text(tmp_path):
     assert (cfg['data'], cfg['channels']) == ('2024', [16]), cfg
     r = run('train', '--resume', '12345', cwd=tmp_path)
     assert r.returncode == 2 and 'no checkpoint at 12345' in r.stderr and 'Traceback' not in r.stderr, r.stderr[-2000:]
+
+def test_conditional_run_killed_resumed_sampled_and_exported(tmp_path):
+    "`train --cond` killed after its first checkpoint resumes bit for bit; `sample` draws the asked classes, guided; `export` says how"
+    cond = ['--cond', '--p-uncond', '0.2', *TINY]
+    r = run('train', '--out', 'full', '--epochs', '2', *cond, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr[-3000:]
+    p = subprocess.Popen([str(EXE), 'train', '--out', 'killed', '--epochs', '2', *cond], cwd=tmp_path,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    ck, start = tmp_path / 'killed' / 'model.pt', time.time()
+    while not ck.exists() and time.time() - start < 300 and p.poll() is None: time.sleep(0.02)
+    p.send_signal(signal.SIGKILL); p.wait()
+    from diffnotes.runs import load_checkpoint
+    assert load_checkpoint(ck)['epochs_done'] == 1
+    r = run('train', '--resume', 'killed', cwd=tmp_path)
+    assert r.returncode == 0, r.stderr[-3000:]
+    cfg = load_checkpoint(ck)['config']
+    assert (cfg['cond'], cfg['p_uncond'], cfg['n_classes']) == (True, 0.2, 10), cfg
+    assert max_dw(weights(tmp_path / 'full'), weights(tmp_path / 'killed')) == 0
+    assert torch.equal(torch.load(tmp_path / 'full' / 'samples.pt'), torch.load(tmp_path / 'killed' / 'samples.pt'))
+    r = run('sample', 'full', '--out', 'grid', '--label', 'all', '--n', '20', '--guidance', '3', '--interval', '0.3,3',
+            '--steps', '4', cwd=tmp_path)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert torch.load(tmp_path / 'grid.pt').shape == (20, 1, 32, 32)
+    assert re.search(r'guidance 3: the evaluation classifier puts [\d.]+% of the 20 samples in their class', r.stdout), r.stdout
+    r = run('sample', 'full', '--out', 'nine', '--label', '10', '--n', '2', cwd=tmp_path)
+    assert r.returncode == 2 and '`--label` must be an integer in [0, 9]' in r.stderr, r.stderr[-2000:]
+    r = run('export', 'full', 'pipe', cwd=tmp_path)
+    assert r.returncode == 0 and 'a class-conditional U-Net (null class 10)' in r.stdout, (r.stdout + r.stderr)[-2000:]
+    from diffusers import DDPMPipeline
+    pipe = DDPMPipeline.from_pretrained(tmp_path / 'pipe', trust_remote_code=True)
+    x = torch.zeros(2, 1, 32, 32)
+    with torch.no_grad(): out = pipe.unet(x, torch.tensor([5, 5]), class_labels=torch.tensor([3, 10])).sample
+    assert out.shape == x.shape and torch.isfinite(out).all()
