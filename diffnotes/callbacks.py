@@ -33,7 +33,8 @@ class DiffusionLoss:
                  objective:str='eps',      # what the model predicts (the bound term needs it)
                  lambda_vlb:float=0.001,   # weight λ of the bound
                 ):
-        self.sched, self.objective, self.lambda_vlb = sched, check_objective(objective), lambda_vlb
+        self.sched, self.objective = sched, check_objective(objective)
+        self.lambda_vlb = check_range(lambda_vlb, 'lambda_vlb', 0, hi_open=True)
     def per_sample(self, pred, target, w, r, *vlb):
         "Per-sample losses before the importance weights `r`; `vlb` is `(x0, x_t, t)` for a learned variance"
         m = w * mse_per_sample(pred.chunk(2, dim=1)[0] if vlb else pred, target)
@@ -58,7 +59,8 @@ class DiffusionCallback(Callback):
                  n_classes:int=None,            # classes of a conditional model (default: the model's `n_classes`)
                 ):
         self.sched, self.objective, self.weight, self.valid_seed = sched, check_objective(objective), weight, valid_seed
-        self.t_sampler, self.learn_variance, self.lambda_vlb, self._vtab = t_sampler, learn_variance, lambda_vlb, None
+        self.t_sampler, self.learn_variance, self._vtab = t_sampler, learn_variance, None
+        self.lambda_vlb = check_range(lambda_vlb, 'lambda_vlb', 0, hi_open=True)
         # the weight's own form for each objective
         self.native = weight is not None and 'objective' in inspect.signature(weight).parameters
         self.p_uncond = float(check_range(p_uncond, 'p_uncond', 0, 1))
@@ -430,7 +432,8 @@ class EMA(Callback):
                  warmup:bool=True,         # False: a constant `decay` (the first update copies), as improved-diffusion
                 ):
         self.decay, self.power, self.inv_gamma = (check_range(decay, 'decay', 0, 1, lo_open=True, hi_open=True),
-                                                  power, inv_gamma)
+                                                  check_range(power, 'power', 0, lo_open=True, hi_open=True),
+                                                  check_range(inv_gamma, 'inv_gamma', 0, lo_open=True, hi_open=True))
         self.warmup = warmup
         self.avg, self._state = None, None
     def make(self)->EMAModel:

@@ -13,7 +13,7 @@ from dataclasses import fields
 from pathlib import Path
 from fastcore.docments import docments
 from .checks import check_int, check_number
-from .config import RunConfig, field_docs, allowed, sampling_of
+from .config import RunConfig, field_docs, allowed, sampling_of, MAX_PARAMS
 
 # %% ../nbs/10_cli.ipynb #1c45c1a8
 def _save(ax, path):
@@ -29,7 +29,7 @@ def tables(out:str='figures',       # folder for the PNG figures (created if mis
     "Print β, ᾱ, SNR and loss weights for the linear and cosine schedules; write their plots to `out`"
     from diffnotes.schedules import linear_betas, cosine_betas, abar_from_betas, plot_abar, plot_logsnr
     from diffnotes.weights import weight_table, plot_p2_weights, plot_weight_zoo
-    T, out = check_int(n_train_steps, 'n_train_steps'), Path(out)
+    T, out = check_int(n_train_steps, 'n_train_steps', 2, 100_000), Path(out)  # the plots need two steps
     scheds = {'linear (DDPM)': linear_betas(T), 'cosine (Improved DDPM)': cosine_betas(T)}
     out.mkdir(parents=True, exist_ok=True)
     steps = sorted({0, T // 100, T // 4, T // 2, 3 * T // 4, T - 1})
@@ -48,13 +48,15 @@ def tables(out:str='figures',       # folder for the PNG figures (created if mis
 # %% ../nbs/10_cli.ipynb #66362c02
 def train(resume:str=None,         # a checkpoint or run folder to continue to its planned epochs (output: its folder)
           out:str='runs/default',  # folder for the checkpoint, loss plot and samples
+          max_params:int=MAX_PARAMS, # with `--resume`: refuse a checkpoint describing a larger model
           **options,               # the fields of `RunConfig`
          ):
     "Train a diffusion model (or resume a run) and write its checkpoint, loss plot and samples to `out`"
     cfg = RunConfig(**options) if resume is None else None  # checked before torch is imported
     from diffnotes.runs import train_run
     if resume is None: return train_run(cfg, out)
-    return train_run(resume=resume, overrides=options)  # the checkpoint is read once, by `train_run`
+    # the checkpoint is read once, by `train_run`
+    return train_run(resume=resume, overrides=options, max_params=max_params)
 
 # %% ../nbs/10_cli.ipynb #cs00fn01
 def _pair(v, name):
@@ -99,6 +101,7 @@ def sample(run:str,              # a checkpoint, or a run folder holding `model.
            label:str=None,       # a `--cond` run: the class K to draw, or 'all', one row per class (default: balanced)
            guidance:float=1.,    # a `--cond` run: classifier-free guidance w in [0, 100] (1: conditional, 0: not)
            interval:str=None,    # a `--cond` run: 'lo,hi', guide only where lo < σ ≤ hi (Kynkäänniemi et al. 2024)
+           max_params:int=MAX_PARAMS, # refuse a checkpoint describing a larger model (a hostile or mistaken file)
           ):
     "Draw `n` images from a trained run; writes `out`.png (a grid) and `out`.pt"
     check_int(n, 'n', 1, 10**6)
@@ -112,7 +115,8 @@ def sample(run:str,              # a checkpoint, or a run folder holding `model.
                              "choose another `out` (sample never overwrites a file)")
     import torch
     from diffnotes.runs import load_run, sample_from, save_atomic, save_grid
-    model, cfg = load_run(run, ema_length=ema_length)  # on the default device: a GPU when there is one
+    # on the default device: a GPU when there is one
+    model, cfg = load_run(run, ema_length=ema_length, max_params=max_params)
     sampler, steps = sampling_of(cfg, sampler, steps)  # the run's own unless told
     ys, nrow = _sample_labels(label, cfg, n)
     iv = None if interval is None else _pair(interval, 'interval')
@@ -151,10 +155,11 @@ def fid(samples:str='runs/default/samples.pt', # a .pt file of images (N, 1, 32,
 def export(run:str, # a checkpoint or run folder of a `--callback ddpm` run (TinyUNet or diffusers' U-Net)
            out:str, # a new (or empty) folder for the diffusers pipeline
            ema_length:float=None, # export the post-hoc average of this relative width (a run trained with `--phema`)
+           max_params:int=MAX_PARAMS, # refuse a checkpoint describing a larger model (a hostile or mistaken file)
           )->Path:
     "Write a run as a diffusers pipeline folder that loads without diffnotes"
     from diffnotes.runs import export_diffusers, TINY_MODULE
-    p = export_diffusers(run, out, ema_length)
+    p = export_diffusers(run, out, ema_length, max_params)
     trust = ", trust_remote_code=True" if (p / 'unet' / f'{TINY_MODULE}.py').exists() else ''  # its class comes along
     unet = json.loads((p / 'unet' / 'config.json').read_text())
     if unet.get('num_class_embeds') or unet.get('n_classes'):  # diffusers' pipelines pass no labels
@@ -203,6 +208,13 @@ def _as_options(msg, p):
     return re.sub(r'`(\w+)`', lambda m: f"`--{m.group(1).replace('_', '-')}`" if m.group(1) in dests else m.group(0),
                   msg)
 
+def _os_error(e:OSError, args:dict)->str:
+    "A failed read or write as one line naming the path and, when one gave it, the option"
+    path = os.path.abspath(str(e.filename)) if e.filename else ''
+    given = [k for k, v in args.items() if isinstance(v, str) and v and path.startswith(os.path.abspath(v))]
+    name = f"`{max(given, key=lambda k: len(args[k]))}` " if given else ''
+    return f"{name}{e.filename or ''}: {e.strerror or e}".strip()
+
 # %% ../nbs/10_cli.ipynb #94b8a414
 def main(argv=None, # arguments (default: `sys.argv[1:]`)
         ):
@@ -220,6 +232,7 @@ def main(argv=None, # arguments (default: `sys.argv[1:]`)
     args = vars(p.parse_args(argv[1:]))
     try: COMMANDS[argv[0]](**args)
     except ValueError as e: p.error(_as_options(str(e), p))
+    except OSError as e: p.error(_as_options(_os_error(e, args), p))  # a folder that is a file, read-only, full
     except FloatingPointError as e: sys.exit(f"diffnotes {argv[0]}: stopped: {e}")
     finally:
         dist = sys.modules.get('torch.distributed')  # only a command that ran imported torch

@@ -210,6 +210,8 @@ def get_dls(data='embedded',   # 'embedded', 'full', a folder of Fashion-MNIST i
      "or (images, labels) pairs with `labels`, and `dls.c` counts the classes")
     if isinstance(bs, bool) or not isinstance(bs, int) or bs < 1:
         raise ValueError(f"`bs` must be an integer in [1, inf); got {bs!r}")
+    if isinstance(valid_pct, bool) or not isinstance(valid_pct, (int, float)) or not 0 < valid_pct < 1:
+        raise ValueError(f"`valid_pct` must be a number in (0, 1); got {valid_pct!r}")
     if data in ('embedded', 'full') or _is_fmnist_folder(data):
         if channels != 1: raise ValueError(f"`channels` must be 1 for Fashion-MNIST (grey images); got {channels}")
         d = load_embedded() if data == 'embedded' else load_fashion_mnist(None if data == 'full' else data)

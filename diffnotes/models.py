@@ -99,6 +99,16 @@ class ResBlock(nn.Module):
         return self.skip(x) + self.conv2(F.silu(self.norm2(h)))
 
 # %% ../nbs/04_models.ipynb #7849af85
+def _check_widths(in_channels, out_channels, channels, emb_dim):
+    "A `ValueError` naming the first width that is not a positive integer (models stand alone: no shared checks)"
+    def pos(v): return isinstance(v, int) and not isinstance(v, bool) and v >= 1
+    for name, v in (('in_channels', in_channels), ('emb_dim', emb_dim)):
+        if not pos(v): raise ValueError(f"`{name}` must be an integer in [1, inf); got {v!r}")
+    if out_channels is not None and not pos(out_channels):
+        raise ValueError(f"`out_channels` must be None or an integer in [1, inf); got {out_channels!r}")
+    if not isinstance(channels, (tuple, list)) or not channels or not all(pos(c) for c in channels):
+        raise ValueError(f"`channels` must be a non-empty sequence of integers ≥ 1; got {channels!r}")
+
 class TinyUNet(nn.Module):
     "A small U-Net with sinusoidal time embeddings, called as `model(x_t, t)` (`model(x_t, t, y)` with classes)"
     def __init__(self, in_channels:int=1,      # image channels
@@ -110,6 +120,7 @@ class TinyUNet(nn.Module):
                  n_classes:int=None,           # classes of a class-conditional model (one more, the null class)
                 ):
         super().__init__()
+        _check_widths(in_channels, out_channels, channels, emb_dim)
         out = (out_channels or in_channels) * (2 if learn_variance else 1)
         self.emb_dim, self.t_scale, self.n_classes = emb_dim, t_scale, n_classes
         n_emb = _n_embeds(n_classes)
@@ -183,7 +194,7 @@ def standalone_source()->str:
             'from diffusers import ModelMixin, ConfigMixin',
             'from diffusers.configuration_utils import register_to_config',
             'from diffusers.models.unets.unet_2d import UNet2DOutput', '']
-    objs = (m._scale_t, m._n_embeds, m._labels, m.timestep_embedding, m.ResBlock, m.TinyUNet)
+    objs = (m._scale_t, m._n_embeds, m._labels, m._check_widths, m.timestep_embedding, m.ResBlock, m.TinyUNet)
     parts = [inspect.getsource(o) for o in objs]
     fwd = inspect.getsource(m.TinyUNet.forward)
     if not fwd.startswith('@patch\n'): raise RuntimeError("`TinyUNet.forward` is expected to be attached by `@patch`")

@@ -45,8 +45,8 @@ def continuous_weights_fn(abar_fn,  # ᾱ as a differentiable function of t, e.g
 
 # %% ../nbs/01_weights.ipynb #c5c1d80c
 def _check_p2(gamma, k):
-    check_range(gamma, 'gamma', 0)
-    check_range(k, 'k', 0, lo_open=True)
+    check_range(gamma, 'gamma', 0, hi_open=True)
+    check_range(k, 'k', 0, lo_open=True, hi_open=True)
     if gamma > 2: warnings.warn(f"P2 with gamma={gamma} > 2 gives the clean-up (high-SNR) steps almost no weight; "
                                 "the P2 paper reports noise artefacts in the samples", stacklevel=3)
 

@@ -20,7 +20,7 @@ from diffnotes.models import TinyUNet, timestep_embedding
 from diffnotes.data import to_model_scale, read_idx, get_dls
 from diffnotes.eval import ImageEval
 from diffnotes.runs import RunConfig, load_checkpoint, sample_from, build_model
-from diffnotes.callbacks import DDPMCallback, ContinuousDDPMCallback, NaNGuard
+from diffnotes.callbacks import DDPMCallback, ContinuousDDPMCallback, NaNGuard, EMA
 from diffnotes.cli import main
 
 B = cosine_betas()
@@ -35,7 +35,7 @@ def nan_imgs(): x = IMGS.clone(); x[0, 0, 0, 0] = NAN; return x
 
 API = [
     # schedules
-    ('linear_betas T=0', lambda: linear_betas(0), ValueError, ['`n_train_steps`', '[1, inf)']),
+    ('linear_betas T=0', lambda: linear_betas(0), ValueError, ['`n_train_steps`', '[1, 1000000]']),
     ('linear_betas T="1000"', lambda: linear_betas('1000'), ValueError, ['`n_train_steps`', 'integer']),
     ('linear_betas T=2.5', lambda: linear_betas(2.5), ValueError, ['`n_train_steps`', 'integer']),
     ('linear_betas beta_min=0', lambda: linear_betas(beta_min=0.), ValueError, ['`beta_min`', '(0, 1)']),
@@ -49,11 +49,18 @@ API = [
     ('abar_from_betas empty', lambda: abar_from_betas(torch.tensor([])), ValueError, ['`betas`', 'non-empty']),
     ('abar_from_betas inf', lambda: abar_from_betas(torch.tensor([0.1, INF])), ValueError, ['`betas`', '(0, 1]']),
     ('abar_from_betas nan', lambda: abar_from_betas(torch.tensor([0.1, NAN])), ValueError, ['`betas`', '(0, 1]']),
+    ('abar_from_betas complex', lambda: abar_from_betas(torch.full((4,), 0.1 + 0.1j)), ValueError, ['`betas`', 'real numbers']),
+    ('cosine_abar complex', lambda: cosine_abar(torch.tensor([0.5 + 0j])), ValueError, ['`t`', 'real numbers']),
+    ('cosine_betas T=1e10', lambda: cosine_betas(10**10), ValueError, ['`n_train_steps`', '[1, 1000000]']),
+    ('linear_betas T=1e7', lambda: linear_betas(10**7), ValueError, ['`n_train_steps`', '[1, 1000000]']),
     ('check_betas 2-d', lambda: check_betas(torch.full((2, 2), 0.5)), ValueError, ['`betas`', '1-d']),
     # weights
-    ('p2 gamma<0', lambda: p2_weights(torch.ones(2), gamma=-1.), ValueError, ['`gamma`', '[0, inf]']),
-    ('p2 k=0', lambda: p2_weights(torch.ones(2), gamma=1., k=0.), ValueError, ['`k`', '(0, inf]']),
+    ('p2 gamma<0', lambda: p2_weights(torch.ones(2), gamma=-1.), ValueError, ['`gamma`', '[0, inf)']),
+    ('p2 k=0', lambda: p2_weights(torch.ones(2), gamma=1., k=0.), ValueError, ['`k`', '(0, inf)']),
     ('p2 snr<0', lambda: p2_weights(torch.tensor([-1.]), 1.), ValueError, ['`snr`', '[0, inf]']),
+    ('p2 gamma=inf', lambda: p2_weights(torch.ones(2), gamma=INF), ValueError, ['`gamma`', '[0, inf)']),
+    ('p2 k=inf', lambda: p2_weights(torch.ones(2), gamma=1., k=INF), ValueError, ['`k`', '(0, inf)']),
+    ('p2 complex snr', lambda: p2_weights(torch.tensor([1 + 1j]), 1.), ValueError, ['`snr`', 'real numbers']),
     ('min_snr gamma=0', lambda: min_snr_weights(torch.ones(2), 0.), ValueError, ['`gamma`', '(0, inf]']),
     ('min_snr objective', lambda: min_snr_weights(torch.ones(2), 5., 'score'), ValueError, ['`objective`', "'eps', 'x0', 'v'"]),
     ('eps_weight snr=0 for x0', lambda: eps_weight(torch.ones(1), torch.zeros(1), 'x0'), ValueError, ['`snr`', '(0, inf]']),
@@ -73,8 +80,8 @@ API = [
     ('x0_eps_from_pred objective', lambda: x0_eps_from_pred(X, X, torch.tensor(0.5), 'noise'), ValueError, ['`objective`']),
     ('hybrid_loss one channel', lambda: hybrid_loss(X, X, X, T4, X, B), ValueError, ['2×1 channels']),
     # timesteps
-    ('uniform_steps T=0', lambda: uniform_steps(4, 0), ValueError, ['`n_train_steps`', '[1, inf)']),
-    ('importance sampler T=0', lambda: LossSecondMomentSampler(0), ValueError, ['`n_train_steps`', '[1, inf)']),
+    ('uniform_steps T=0', lambda: uniform_steps(4, 0), ValueError, ['`n_train_steps`', '[1, 1000000]']),
+    ('importance sampler T=0', lambda: LossSecondMomentSampler(0), ValueError, ['`n_train_steps`', '[1, 1000000]']),
     ('importance sampler uniform_prob=2', lambda: LossSecondMomentSampler(10, uniform_prob=2.), ValueError, ['`uniform_prob`', '[0, 1]']),
     ('space_timesteps text', lambda: space_timesteps(10, 'ten'), ValueError, ['`section_counts`', 'ddimN']),
     ('space_timesteps zero', lambda: space_timesteps(10, [0]), ValueError, ['`section_counts`', 'positive']),
@@ -93,14 +100,14 @@ API = [
     ('sampling_steps n>T', lambda: sampling_steps(1000, 2000), ValueError, ['`n_steps`', '[1, 1000]']),
     ('sampling_steps duplicates', lambda: sampling_steps(1000, 10, [5, 5]), ValueError, ['`spacing`', 'distinct']),
     ('sampling_steps empty list', lambda: sampling_steps(1000, 10, []), ValueError, ['`spacing`', 'non-empty']),
-    ('ddim_sample n_steps=0', lambda: ddim_sample(M, (2, 1, 8, 8), B, 0, progress=False), ValueError, ['`n_steps`', '[1, inf)']),
+    ('ddim_sample n_steps=0', lambda: ddim_sample(M, (2, 1, 8, 8), B, 0, progress=False), ValueError, ['`n_steps`', '[1, 1000000]']),
     ('ddim_sample x_T shape', lambda: ddim_sample(M, (2, 1, 8, 8), B, 5, x_T=X, progress=False), ValueError, ['`x_T`', '(2, 1, 8, 8)']),
     ('ddim_sample model on another device', lambda: ddim_sample(TinyUNet(channels=(8, 16)).to('meta'), (2, 1, 8, 8), B, 5, device='cpu', progress=False), ValueError, ['`device`', 'model']),
     ('ddpm_sample objective', lambda: ddpm_sample(M, (2, 1, 8, 8), B, objective='score', progress=False), ValueError, ['`objective`']),
     ('euler_sample s_churn<0', lambda: euler_sample(M, (2, 1, 8, 8), B, 4, s_churn=-1., progress=False), ValueError, ['`s_churn`', '[0, ']),
     ('heun_sample s_noise inf', lambda: heun_sample(M, (2, 1, 8, 8), B, 4, s_noise=math.inf, progress=False), ValueError, ['`s_noise`', '[0, 10]']),
     ('heun_sample rho=0', lambda: heun_sample(M, (2, 1, 8, 8), B, 4, rho=0., progress=False), ValueError, ['`rho`', '(0, 100]']),
-    ('heun_sample n_steps=0', lambda: heun_sample(M, (2, 1, 8, 8), B, 0, progress=False), ValueError, ['`n_steps`', '[1, inf)']),
+    ('heun_sample n_steps=0', lambda: heun_sample(M, (2, 1, 8, 8), B, 0, progress=False), ValueError, ['`n_steps`', '[1, 1000000]']),
     ('euler_sample zero SNR', lambda: euler_sample(M, (2, 1, 8, 8), rescale_zero_terminal_snr(B), 4, objective='v', spacing='trailing', progress=False), ValueError, ['finite σ']),
     ('karras_sigmas sigma_min=0', lambda: karras_sigmas(5, 0., 80.), ValueError, ['`sigma_min`', '(0, inf)']),
     ('karras_sigmas sigma_max<min', lambda: karras_sigmas(5, 1., 0.5), ValueError, ['`sigma_max`', '[1, inf)']),
@@ -158,6 +165,20 @@ API = [
     ('EMA decay=1', lambda: __import__('diffnotes.callbacks').callbacks.EMA(decay=1.), ValueError, ['`decay`', '(0, 1)']),
     ('dpm_solver_sample n_steps>T', lambda: __import__('diffnotes.samplers').samplers.dpm_solver_sample(M, (2, 1, 8, 8), B, 2000, progress=False), ValueError, ['`n_steps`', '[1, 1000]']),
     ('sample_from n=0', lambda: sample_from(M, RunConfig(channels=(8, 16)), 0), ValueError, ['`n`', '[1, 1000000]']),
+    # widths and hyper-parameters that no model or callback can use
+    ('TinyUNet in_channels=0', lambda: TinyUNet(in_channels=0), ValueError, ['`in_channels`', '[1, inf)']),
+    ('TinyUNet channels=()', lambda: TinyUNet(channels=()), ValueError, ['`channels`', 'non-empty']),
+    ('TinyUNet channels=(8, 0)', lambda: TinyUNet(channels=(8, 0)), ValueError, ['`channels`', 'integers ≥ 1']),
+    ('TinyUNet emb_dim=0', lambda: TinyUNet(emb_dim=0), ValueError, ['`emb_dim`', '[1, inf)']),
+    ('TinyUNet out_channels=0', lambda: TinyUNet(out_channels=0), ValueError, ['`out_channels`', 'None or an integer']),
+    ('EMA power=-1', lambda: EMA(power=-1), ValueError, ['`power`', '(0, inf)']),
+    ('EMA inv_gamma=0', lambda: EMA(inv_gamma=0), ValueError, ['`inv_gamma`', '(0, inf)']),
+    ('DDPMCallback lambda_vlb=-1', lambda: DDPMCallback(B, lambda_vlb=-1), ValueError, ['`lambda_vlb`', '[0, inf)']),
+    ('DDPMCallback lambda_vlb=nan', lambda: DDPMCallback(B, lambda_vlb=NAN), ValueError, ['`lambda_vlb`', '[0, inf)']),
+    ('get_dls valid_pct=1.5', lambda: get_dls('some/folder', valid_pct=1.5), ValueError, ['`valid_pct`', '(0, 1)']),
+    ('get_dls valid_pct=0', lambda: get_dls('some/folder', valid_pct=0), ValueError, ['`valid_pct`', '(0, 1)']),
+    ('RunConfig in_channels=2', lambda: RunConfig(in_channels=2), ValueError, ['`in_channels`', '(1, 3)']),
+    ('load_checkpoint max_params=0', lambda: load_checkpoint('no/such', max_params=0), ValueError, ['`max_params`', '[1, inf)']),
 ]
 
 @pytest.mark.parametrize('label,call,exc,phrases', API, ids=[r[0] for r in API])
@@ -190,13 +211,18 @@ CLI = [
     (['train', '--seed', '-1'], ['`--seed`', '[0, ']),
     (['train', '--gamma', '-1'], ['`--gamma`', '[0, 2]']),
     (['train', '--size', '0'], ['`--size`', '[8, 1024]']),
-    (['train', '--in-channels', '4'], ['`--in-channels`', '[1, 3]']),
+    (['train', '--in-channels', '4'], ['`--in-channels`', '(1, 3)']),
     (['train', '--model', 'vit'], ['`--model`', "'tiny', 'unet'"]),
     (['train', '--schedule', 'sigmoid'], ['`--schedule`', "'cosine', 'linear'"]),
     (['train', '--max-loss-ratio', '1'], ['`--max-loss-ratio`', '(1, inf]']),
     (['train', '--ema-decay', '1'], ['`--ema-decay`', '[0, 1)']),
     (['export', 'no/such/run', 'out'], ['no checkpoint at']),
-    (['tables', '--n-train-steps', '0'], ['`--n-train-steps`', '[1, inf)']),
+    (['tables', '--n-train-steps', '0'], ['`--n-train-steps`', '[2, 100000]']),
+    (['tables', '--n-train-steps', '1'], ['`--n-train-steps`', '[2, 100000]']),
+    (['train', '--in-channels', '2'], ['`--in-channels`', '(1, 3)']),
+    (['train', '--in-channels', '3'], ['`--in-channels`', 'must be 1 for Fashion-MNIST']),
+    (['sample', 'no/such/run', '--max-params', '0'], ['`--max-params`', '[1, inf)']),
+    (['export', 'no/such/run', 'out', '--max-params', '-5'], ['`--max-params`', '[1, inf)']),
     (['fid', '--samples', 'no/such.pt'], ['`--samples`', 'no such file']),
 ]
 
@@ -252,4 +278,98 @@ def test_fid_refuses_nan_and_n_boot(run_dir, tmp_path):
         assert e.value.code == 2 and phrase in err.getvalue(), err.getvalue()
 
 def test_table_size():
-    assert len(API) + len(CLI) + len(SAMPLE) + 3 >= 60
+    assert len(API) + len(CLI) + len(SAMPLE) + 3 + len(MALFORMED) + len(RESUME) + 2 * len(MALFORMED_CMDS) + len(FILESYSTEM) >= 60
+
+def _variants():
+    "Malformed run checkpoints with a valid format tag: name → (change to the good checkpoint, phrases of the message)"
+    return {
+        'no config': (lambda ck: ck.pop('config'), ["has no 'config' entry"]),
+        'config a list': (lambda ck: ck.__setitem__('config', [1, 2]), ["its 'config' must be a dict; got list"]),
+        'unknown option': (lambda ck: ck['config'].__setitem__('wings', 2), ["unknown options ['wings']"]),
+        'invalid value': (lambda ck: ck['config'].__setitem__('epochs', -3), ['its config is invalid', 'epochs']),
+        'wrong type': (lambda ck: ck['config'].__setitem__('channels', 'wide'), ['its config is invalid']),
+        'model not a dict': (lambda ck: ck.__setitem__('model', [1]), ["its 'model' must map parameter names to tensors"]),
+        'a 3-billion-parameter config': (lambda ck: ck['config'].__setitem__('channels', [4096] * 3),
+                                         ['3,273,740,417 parameters', 'above `--max-params` 200,000,000']),
+        'weights of another shape': (lambda ck: ck['config'].__setitem__('channels', [8, 32]),
+                                     ['its weights do not fit the model its config describes', 'size mismatch']),
+        'no model': (lambda ck: ck.pop('model'), ["has no 'model' entry"]),
+        'an unknown sampler': (lambda ck: ck['config'].__setitem__('sampler', 'lms'), ['its config is invalid', 'sampler']),
+    }
+
+MALFORMED_CMDS = {'sample': lambda p, o: ['sample', str(p), '--out', str(o / 's')],
+                  'train --resume': lambda p, o: ['train', '--resume', str(p)],
+                  'export': lambda p, o: ['export', str(p), str(o / 'pipe')]}
+MALFORMED = [(c, v) for c in MALFORMED_CMDS for v in _variants()]
+
+@pytest.mark.parametrize('cmd,variant', MALFORMED, ids=[f'{c}: {v}' for c, v in MALFORMED])
+def test_malformed_checkpoints_exit_2(run_dir, tmp_path, cmd, variant):
+    "Each malformed checkpoint, with each command that reads one: exit 2, a message naming the fault, nothing written"
+    from diffnotes.runs import load_checkpoint
+    ck = load_checkpoint(run_dir)
+    change, phrases = _variants()[variant]
+    change(ck)
+    (tmp_path / 'ck').mkdir(); (tmp_path / 'out').mkdir()
+    torch.save(ck, tmp_path / 'ck' / 'model.pt')
+    with contextlib.redirect_stderr(io.StringIO()) as err, contextlib.redirect_stdout(io.StringIO()):
+        with pytest.raises(SystemExit) as e: main(MALFORMED_CMDS[cmd](tmp_path / 'ck' / 'model.pt', tmp_path / 'out'))
+    assert e.value.code == 2, err.getvalue()
+    for p in phrases: assert p in err.getvalue(), f"{p!r} not in {err.getvalue()!r}"
+    assert not list((tmp_path / 'out').iterdir()) and sorted(p.name for p in (tmp_path / 'ck').iterdir()) == ['model.pt']
+
+RESUME = {
+    'no training state': (lambda ck: [ck.pop(k) for k in ('opt', 'rng')], ["cannot resume: the checkpoint has no 'opt', 'rng'"]),
+    'epochs_done out of range': (lambda ck: ck.__setitem__('epochs_done', 99), ["'epochs_done' must be an integer in [0, 1]; got 99"]),
+    'epochs_done a string': (lambda ck: ck.__setitem__('epochs_done', '1'), ["'epochs_done' must be an integer"]),
+    'optimiser state of the wrong kind': (lambda ck: ck.__setitem__('opt', 'adam'), ['its training state cannot be restored']),
+    'random state of the wrong kind': (lambda ck: ck.__setitem__('rng', {}), ['its training state cannot be restored']),
+}
+
+@pytest.mark.parametrize('variant', list(RESUME))
+def test_malformed_training_state_exits_2(run_dir, tmp_path, variant):
+    from diffnotes.runs import load_checkpoint
+    ck = load_checkpoint(run_dir)
+    change, phrases = RESUME[variant]
+    change(ck)
+    torch.save(ck, tmp_path / 'model.pt')
+    with contextlib.redirect_stderr(io.StringIO()) as err, contextlib.redirect_stdout(io.StringIO()):
+        with pytest.raises(SystemExit) as e: main(['train', '--resume', str(tmp_path)])
+    assert e.value.code == 2, err.getvalue()
+    for p in phrases: assert p in err.getvalue(), f"{p!r} not in {err.getvalue()!r}"
+
+ARCHIVES = {
+    'a deflate bomb': (b'\0' * 20_000_000, ['a decompression bomb?']),
+    'half a checkpoint (a killed copy)': (None, ['is not a readable checkpoint']),
+}
+
+@pytest.mark.parametrize('variant', list(ARCHIVES))
+@pytest.mark.parametrize('cmd', list(MALFORMED_CMDS))
+def test_hostile_archives_exit_2_before_decompressing(run_dir, tmp_path, cmd, variant):
+    import zipfile
+    data, phrases = ARCHIVES[variant]
+    (tmp_path / 'ck').mkdir(); (tmp_path / 'out').mkdir()
+    f = tmp_path / 'ck' / 'model.pt'
+    if data is None: f.write_bytes((run_dir / 'model.pt').read_bytes()[:20_000])
+    else:
+        with zipfile.ZipFile(f, 'w', compression=zipfile.ZIP_DEFLATED) as z: z.writestr('archive/data.pkl', data)
+    with contextlib.redirect_stderr(io.StringIO()) as err, contextlib.redirect_stdout(io.StringIO()):
+        with pytest.raises(SystemExit) as e: main(MALFORMED_CMDS[cmd](f, tmp_path / 'out'))
+    assert e.value.code == 2
+    for p in phrases: assert p in err.getvalue(), f"{p!r} not in {err.getvalue()!r}"
+    assert not list((tmp_path / 'out').iterdir())
+
+FILESYSTEM = [
+    ('train into a file', lambda d: (d / 'f').write_text('x') and ['train', '--out', str(d / 'f'), '--epochs', '1'], ['`--out`', 'File exists']),
+    ('train under a file', lambda d: (d / 'f').write_text('x') and ['train', '--out', str(d / 'f' / 'run'), '--epochs', '1'],
+     ['`--out`', 'Not a directory']),
+    ('tables into a file', lambda d: (d / 'f').write_text('x') and ['tables', '--out', str(d / 'f')], ['`--out`', 'File exists']),
+]
+
+@pytest.mark.parametrize('name,make,phrases', FILESYSTEM, ids=[n for n, _, _ in FILESYSTEM])
+def test_filesystem_faults_exit_2(tmp_path, name, make, phrases):
+    "Outputs that cannot be written: one line naming the option and the path, exit 2, no traceback"
+    argv = make(tmp_path)
+    with contextlib.redirect_stderr(io.StringIO()) as err, contextlib.redirect_stdout(io.StringIO()):
+        with pytest.raises(SystemExit) as e: main(argv)
+    assert e.value.code == 2 and 'Traceback' not in err.getvalue(), err.getvalue()
+    for p in phrases: assert p in err.getvalue(), f"{p!r} not in {err.getvalue()!r}"

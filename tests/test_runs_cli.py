@@ -131,3 +131,18 @@ def test_conditional_run_killed_resumed_sampled_and_exported(tmp_path):
     x = torch.zeros(2, 1, 32, 32)
     with torch.no_grad(): out = pipe.unet(x, torch.tensor([5, 5]), class_labels=torch.tensor([3, 10])).sample
     assert out.shape == x.shape and torch.isfinite(out).all()
+
+def test_two_trains_into_one_folder(tmp_path):
+    "A second `train` into a folder a live run holds is refused, naming the holder; after a kill, resume takes it over"
+    p = subprocess.Popen([str(EXE), 'train', '--out', 'run', '--epochs', '2', *TINY], cwd=tmp_path,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    lock, ck, start = tmp_path / 'run' / '.lock', tmp_path / 'run' / 'model.pt', time.time()
+    while not lock.exists() and time.time() - start < 300 and p.poll() is None: time.sleep(0.02)
+    r = run('train', '--out', 'run', '--epochs', '2', *TINY, cwd=tmp_path)
+    assert r.returncode == 2 and f'is in use by process {p.pid}' in r.stderr, r.stderr[-2000:]
+    while not ck.exists() and time.time() - start < 300 and p.poll() is None: time.sleep(0.02)
+    p.send_signal(signal.SIGKILL); p.wait()
+    assert lock.exists()  # a killed run leaves its lock
+    r = run('train', '--resume', 'run', cwd=tmp_path)
+    assert r.returncode == 0 and 'which is gone; taking the folder over' in r.stdout, (r.stdout + r.stderr)[-2000:]
+    assert not lock.exists()
