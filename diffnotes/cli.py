@@ -147,7 +147,8 @@ def fid(samples:str='runs/default/samples.pt', # a .pt file of images (N, 1, 32,
         raise ValueError(f"`samples` {samples} is not a file of samples ({type(e).__name__})") from None
     if not torch.is_tensor(x):
         raise ValueError(f"`samples` {samples} must hold a tensor of images; got {type(x).__name__}")
-    rep = ImageEval.fashion_mnist().report(x, n_boot)
+    try: rep = ImageEval.fashion_mnist().report(x, n_boot)
+    except ValueError as e: raise ValueError(str(e).replace('`x`', f'`samples` {samples}')) from None
     print(rep['text'])
     return rep
 

@@ -40,6 +40,7 @@ def opt(default,             # the field's default
 class RunConfig:
     "Everything that defines a training run; checked in full when built"
     data:str='embedded'                           # 'embedded', 'full', or a folder of Fashion-MNIST idx files or images
+    skip_bad:bool=False                           # image folders: leave out images that cannot be read (else refuse)
     model:str=opt('tiny', choices=MODELS)         # 'tiny' (TinyUNet) or 'unet' (diffusers' UNet2DModel)
     channels:tuple=opt((24, 48, 96), 1, 4096)     # channels per resolution, e.g. 16,32,64
     in_channels:int=opt(1, choices=(1, 3))        # image channels: 1 (grey) or 3 (RGB)

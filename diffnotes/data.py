@@ -6,10 +6,12 @@ Docs: https://diffnotes.github.io/diffnotes/data.html.md"""
 
 # %% auto #0
 __all__ = ['FASHION_CLASSES', 'read_idx', 'load_fashion_mnist', 'build_embedded', 'embedded_path', 'load_embedded',
-           'to_model_scale', 'ImageTensors', 'tensor_dls', 'embedded_dls', 'get_dls']
+           'to_model_scale', 'ImageTensors', 'tensor_dls', 'embedded_dls', 'get_dls', 'image_files',
+           'unreadable_images']
 
 # %% ../nbs/05_data.ipynb #51c70ae3
 import gzip, os, zlib
+from functools import partial
 from pathlib import Path
 import numpy as np
 import torch
@@ -205,6 +207,7 @@ def get_dls(data='embedded',   # 'embedded', 'full', a folder of Fashion-MNIST i
             device=None,       # where batches go (None: fastai's `default_device()`, the GPU when there is one)
             num_workers:int=0, # DataLoader workers
             labels:bool=False, # batches of (images, labels): Fashion-MNIST's classes, or an image's parent folder
+            skip_bad:bool=False, # image folders: leave out images that cannot be read (default: refuse, naming them)
            )->DataLoaders:
     ("fastai `DataLoaders` of images in [-1, 1], shape (bs, channels, size, size); batches are 1-tuples, "
      "or (images, labels) pairs with `labels`, and `dls.c` counts the classes")
@@ -217,23 +220,62 @@ def get_dls(data='embedded',   # 'embedded', 'full', a folder of Fashion-MNIST i
         d = load_embedded() if data == 'embedded' else load_fashion_mnist(None if data == 'full' else data)
         lbl = dict(y_train=d['y_train'], y_valid=d['y_test'], vocab=FASHION_CLASSES) if labels else {}
         return tensor_dls(d['x_train'], d['x_test'], bs, size, device, num_workers, **lbl)
-    return _folder_dls(data, bs, size, channels, valid_pct, device, num_workers, labels)
+    return _folder_dls(data, bs, size, channels, valid_pct, device, num_workers, labels, skip_bad)
 
 # %% ../nbs/05_data.ipynb #5b2ece47
-def _folder_dls(path, bs, size, channels, valid_pct, device, num_workers, labels=False):
-    from fastai.vision.all import (DataBlock, ImageBlock, PILImage, PILImageBW, get_image_files, Resize,
-                                   GrandparentSplitter, RandomSplitter, Normalize,
-                                   CategoryBlock, parent_label)
+def image_files(path, # a folder
+               )->list:
+    ("The image files under `path` (fastai's image extensions, hidden names skipped), sorted; each folder is visited "
+     "once, by its (device, inode), so symlink loops end and linked folders are not counted twice")
+    from fastai.data.transforms import image_extensions
+    seen, found, todo = set(), [], [Path(path)]
+    while todo:
+        d = todo.pop()
+        try: st = d.stat()
+        except OSError: continue  # a dangling link
+        if (st.st_dev, st.st_ino) in seen: continue
+        seen.add((st.st_dev, st.st_ino))
+        try: entries = list(os.scandir(d))
+        except OSError: continue  # unreadable
+        for e in entries:
+            if e.name.startswith('.'): continue
+            if e.is_dir(): todo.append(Path(e.path))
+            elif e.is_file() and os.path.splitext(e.name)[1].lower() in image_extensions: found.append(Path(e.path))
+    return sorted(found)
+
+def unreadable_images(files)->list:
+    "The files of `files` that PIL cannot open or verify"
+    from PIL import Image
+    bad = []
+    for f in files:
+        try:
+            with Image.open(f) as im: im.verify()
+        except Exception: bad.append(f)  # PIL raises many kinds for a broken file
+    return bad
+
+def _listed(files, path): return files  # `get_items` for a list found once (a partial of it pickles)
+
+def _folder_dls(path, bs, size, channels, valid_pct, device, num_workers, labels=False, skip_bad=False):
+    from fastai.vision.all import (DataBlock, ImageBlock, PILImage, PILImageBW, Resize,
+                                   GrandparentSplitter, RandomSplitter, Normalize, CategoryBlock, parent_label)
     path = Path(path)
     if not path.is_dir():
         raise ValueError(f"`data` must be 'embedded', 'full' or an existing folder; got {str(path)!r}")
     if channels not in (1, 3): raise ValueError(f"`channels` must be 1 or 3; got {channels}")
-    if not get_image_files(path): raise ValueError(f"no images found in {path}")
+    files = image_files(path)
+    if not files: raise ValueError(f"`data` {path}: no images found in it (.png, .jpg, … in it or its subfolders)")
+    bad = unreadable_images(files)
+    if bad and not skip_bad:
+        names = ', '.join(str(f.relative_to(path)) for f in bad[:5]) + (', …' if len(bad) > 5 else '')
+        raise ValueError(f"`data` {path}: {len(bad)} of {len(files)} images cannot be read ({names}); "
+                         "remove them, or pass `skip_bad` to leave them out")
+    files = [f for f in files if f not in set(bad)]
+    if not files: raise ValueError(f"`data` {path}: none of its images can be read")
     valid = next((v for v in ('valid', 'val') if (path / v).is_dir()), None)
     splitter = (GrandparentSplitter('train', valid) if valid and (path / 'train').is_dir()
                 else RandomSplitter(valid_pct, seed=42))
     img = ImageBlock(PILImageBW if channels == 1 else PILImage)
-    dblock = DataBlock(blocks=(img, CategoryBlock) if labels else (img,), get_items=get_image_files,
+    dblock = DataBlock(blocks=(img, CategoryBlock) if labels else (img,), get_items=partial(_listed, files),
                        get_y=parent_label if labels else None, splitter=splitter, item_tfms=Resize(size),
                        batch_tfms=Normalize.from_stats([0.5] * channels, [0.5] * channels))
     return dblock.dataloaders(path, bs=bs, device=device, num_workers=num_workers)

@@ -157,7 +157,8 @@ def train_cbs(cfg:RunConfig, # the run's configuration
 def _run_dls(cfg):
     "The run's data; `get_dls`'s `channels` is the run's `in_channels`, and the messages say so"
     from diffnotes.data import get_dls
-    try: return get_dls(cfg.data, bs=cfg.bs, size=cfg.size, channels=cfg.in_channels, labels=cfg.cond)
+    kw = dict(bs=cfg.bs, size=cfg.size, channels=cfg.in_channels, labels=cfg.cond, skip_bad=cfg.skip_bad)
+    try: return get_dls(cfg.data, **kw)
     except ValueError as e: raise ValueError(str(e).replace('`channels`', '`in_channels`')) from None
 
 def build_learner(cfg:RunConfig,    # the run's configuration
@@ -170,6 +171,9 @@ def build_learner(cfg:RunConfig,    # the run's configuration
     from fastai.optimizer import Adam
     from fastai.torch_core import default_device
     if dls is None: dls = _run_dls(cfg)
+    if not len(dls.train):  # fastai would say only 'This DataLoader does not contain any batches'
+        raise ValueError(f"`bs` {dls.train.bs} is larger than the {len(dls.train.dataset)} training images; "
+                         "use a smaller `bs`")
     if cfg.cond: cfg.n_classes = data_classes(dls, cfg.n_classes)  # recorded: the checkpoint rebuilds the model
     model = build_model(cfg)
     check_data(dls, model)

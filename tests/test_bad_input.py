@@ -273,7 +273,7 @@ def test_sample_never_overwrites_its_checkpoint(run_dir):
 
 def test_fid_refuses_nan_and_n_boot(run_dir, tmp_path):
     x = torch.load(run_dir / 'samples.pt'); x[0, 0, 0, 0] = NAN; torch.save(x, tmp_path / 'nan.pt')
-    for argv, phrase in ((['--samples', str(tmp_path / 'nan.pt')], '[-1, 1]'), (['--samples', str(run_dir / 'samples.pt'), '--n-boot', '0'], '`--n-boot`')):
+    for argv, phrase in ((['--samples', str(tmp_path / 'nan.pt')], '`--samples`'), (['--samples', str(run_dir / 'samples.pt'), '--n-boot', '0'], '`--n-boot`')):
         with contextlib.redirect_stderr(io.StringIO()) as err, pytest.raises(SystemExit) as e: main(['fid', *argv])
         assert e.value.code == 2 and phrase in err.getvalue(), err.getvalue()
 
@@ -373,3 +373,41 @@ def test_filesystem_faults_exit_2(tmp_path, name, make, phrases):
         with pytest.raises(SystemExit) as e: main(argv)
     assert e.value.code == 2 and 'Traceback' not in err.getvalue(), err.getvalue()
     for p in phrases: assert p in err.getvalue(), f"{p!r} not in {err.getvalue()!r}"
+
+def _folder(d, n=12, extra=None):
+    "A folder of `n` embedded images in one class folder, with `extra` (name → bytes) beside them"
+    from PIL import Image
+    from diffnotes.data import load_embedded
+    (d / 'x').mkdir(parents=True, exist_ok=True)
+    x = load_embedded()['x_train']
+    for i in range(n): Image.fromarray(x[i]).save(d / 'x' / f'{i}.png')
+    for k, v in (extra or {}).items(): (d / 'x' / k).write_bytes(v)
+    return d
+
+FOLDERS = [
+    ('an empty folder', lambda d: d, [], ['`--data`', 'no images found in it']),
+    ('a folder of text files', lambda d: (d / 'notes.txt').write_text('x') and d, [], ['`--data`', 'no images found in it']),
+    ('a broken png', lambda d: _folder(d, 12, {'broken.png': b'junk'}), [], ['`--data`', '1 of 13 images cannot be read (x/broken.png)', '`--skip-bad`']),
+    ('a truncated png', lambda d: _folder(d, 12, {'cut.png': b'\x89PNG\r\n\x1a\n' + b'\0' * 20}), [], ['cannot be read (x/cut.png)']),
+    ('only broken images', lambda d: _folder(d, 0, {'a.png': b'junk', 'b.jpg': b'junk'}), ['--skip-bad'], ['`--data`', 'none of its images can be read']),
+    ('a batch larger than the data', lambda d: _folder(d, 12), ['--bs', '64'], ['`--bs` 64 is larger than the 11 training images']),
+]
+
+@pytest.mark.parametrize('name,make,extra,phrases', FOLDERS, ids=[f[0] for f in FOLDERS])
+def test_image_folders_exit_2(tmp_path, name, make, extra, phrases):
+    "`train --data FOLDER` on folders a user may have: exit 2, a message naming the option, nothing written"
+    (tmp_path / 'data').mkdir()
+    data = make(tmp_path / 'data')
+    with contextlib.redirect_stderr(io.StringIO()) as err, contextlib.redirect_stdout(io.StringIO()):
+        with pytest.raises(SystemExit) as e: main(['train', '--data', str(data), '--out', str(tmp_path / 'run'), *extra])
+    assert e.value.code == 2, err.getvalue()
+    for p in phrases: assert p in err.getvalue(), f"{p!r} not in {err.getvalue()!r}"
+    assert not (tmp_path / 'run').exists()
+
+def test_symlink_loop_ends_and_counts_each_image_once(tmp_path):
+    import os
+    from diffnotes.data import image_files
+    (tmp_path / 'data').mkdir()
+    d = _folder(tmp_path / 'data', 6)
+    os.symlink(d, d / 'x' / 'loop'); os.symlink(d / 'x', d / 'twice')
+    assert len(image_files(d)) == 6
