@@ -114,7 +114,8 @@ def sample(run:str,              # a checkpoint, or a run folder holding `model.
             raise ValueError(f"`out` {out}: {t} already exists; "
                              "choose another `out` (sample never overwrites a file)")
     import torch
-    from diffnotes.runs import load_run, sample_from, save_atomic, save_grid
+    from diffnotes.runs import load_run, sample_from, save_atomic, save_grid, init_group, is_main
+    init_group()  # under torchrun the ranks share the batches (per-image noise: the same images as one process)
     # on the default device: a GPU when there is one
     model, cfg = load_run(run, ema_length=ema_length, max_params=max_params)
     sampler, steps = sampling_of(cfg, sampler, steps)  # the run's own unless told
@@ -122,6 +123,7 @@ def sample(run:str,              # a checkpoint, or a run folder holding `model.
     iv = None if interval is None else _pair(interval, 'interval')
     x = sample_from(model, cfg, len(ys) if ys is not None else n, sampler, steps, eta, seed, bs, labels=ys,
                     guidance=guidance, interval=iv).cpu()
+    if not is_main(): return x  # rank 0 writes
     if not torch.isfinite(x).all():
         raise FloatingPointError(f"the samples are not finite ({sampler}, {steps} steps, η={eta}); "
                                  "nothing was written")

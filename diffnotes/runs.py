@@ -8,12 +8,12 @@ Docs: https://diffnotes.github.io/diffnotes/runs.html.md"""
 __all__ = ['ARCHIVE_RATIO', 'RESUME_KEYS', 'NFE_SAMPLERS', 'GUIDANCE_SWEEP', 'PREDICTION_TYPES', 'TINY_MODULE', 'build_model',
            'build_schedule', 'build_weight', 'build_callback', 'EpochLine', 'check_data', 'native_bf16',
            'resolve_precision', 'data_classes', 'train_cbs', 'build_learner', 'data_sigma', 'world', 'is_main', 'group',
-           'barrier', 'plain', 'save_atomic', 'remove_stale', 'check_archive', 'param_count', 'checkpoint_config',
-           'load_checkpoint', 'load_weights', 'diffusion_cb', 'find_cb', 'ema_cb', 'run_state', 'restore_state',
-           'RunCheckpoint', 'seed_everything', 'RunLock', 'train_run', 'save_grid', 'plot_quartiles', 'save_losses',
-           'finish_run', 'sampler_kwargs', 'sample_from', 'draw_labels', 'load_run', 'model_calls', 'nfe_steps',
-           'nfe_samplers', 'fid_vs_nfe', 'guidance_sweep', 'FIDCurve', 'run_folder', 'phema_average', 'result_path',
-           'diffusers_unet', 'export_diffusers']
+           'barrier', 'init_group', 'plain', 'save_atomic', 'remove_stale', 'check_archive', 'param_count',
+           'checkpoint_config', 'load_checkpoint', 'load_weights', 'diffusion_cb', 'find_cb', 'ema_cb', 'run_state',
+           'restore_state', 'RunCheckpoint', 'seed_everything', 'RunLock', 'train_run', 'save_grid', 'plot_quartiles',
+           'save_losses', 'finish_run', 'sampler_kwargs', 'sample_from', 'draw_labels', 'load_run', 'model_calls',
+           'nfe_steps', 'nfe_samplers', 'fid_vs_nfe', 'guidance_sweep', 'FIDCurve', 'run_folder', 'phema_average',
+           'result_path', 'diffusers_unet', 'export_diffusers']
 
 # %% ../nbs/09_runs.ipynb #6a03f0c5
 import contextlib, errno, json, os, random, shutil, socket, sys, time, zipfile
@@ -224,6 +224,16 @@ def barrier():
     "Wait until every rank gets here (nothing to wait for in one process)"
     import torch.distributed as dist
     if group()[1] > 1: dist.barrier()
+
+def init_group()->bool:
+    ("Join the process group that torchrun describes (`WORLD_SIZE` > 1) unless joined already, on the GPU of "
+     "`LOCAL_RANK` where there are GPUs; True when this process is one of several")
+    if int(os.environ.get('WORLD_SIZE', 1)) <= 1: return False
+    import torch.distributed as dist
+    if not dist.is_initialized():
+        if torch.cuda.is_available(): torch.cuda.set_device(int(os.environ.get('LOCAL_RANK', 0)))
+        dist.init_process_group('nccl' if torch.cuda.is_available() else 'gloo')
+    return True
 
 # %% ../nbs/09_runs.ipynb #0b0d8d59
 from fastai.distributed import DistributedDL

@@ -192,3 +192,24 @@ def test_two_processes_train_a_conditional_run_and_resume_it():
         try: x = sample_from(one.model, cfg, 5, 'ddpm', 3, bs=2, labels=torch.tensor([1, 3, 5, 7, 9]), guidance=2.)
         finally: torch.set_num_threads(threads)
         for r in range(2): assert torch.equal(torch.load(d / 'dump' / f'samples{r}.pt')['x'], x)
+
+def test_sample_command_under_torchrun_shares_the_images():
+    "`diffnotes sample` on 2 processes: the ranks split the batches, rank 0 writes once, and the images are one process's"
+    import subprocess, sys, contextlib, io
+    from diffnotes.runs import RunConfig, train_run
+    from diffnotes.data import tensor_dls, load_embedded
+    exe = str(Path(sys.executable).parent / 'diffnotes')
+    with tempfile.TemporaryDirectory() as d:
+        d = Path(d); emb = load_embedded()
+        with contextlib.redirect_stdout(io.StringIO()):
+            train_run(RunConfig(channels=(8, 16), epochs=1, bs=32), d / 'run', progress=False, sample=False,
+                      dls=tensor_dls(emb['x_train'][:64], emb['x_test'][:32], bs=32, device='cpu'))
+        # the default `--n` (64): torchrun's own parser takes `--n` for an abbreviation of its options
+        args = ['sample', str(d / 'run'), '--bs', '16', '--steps', '3']
+        out = launch(2, exe, *args, '--out', str(d / 'two'))
+        assert out.count('wrote ') == 1, out  # one writer
+        env = {**os.environ, 'OMP_NUM_THREADS': '1'}
+        r = subprocess.run([exe, *args, '--out', str(d / 'one')], capture_output=True, text=True, env=env, timeout=600)
+        assert r.returncode == 0, r.stderr[-2000:]
+        two, one = torch.load(d / 'two.pt'), torch.load(d / 'one.pt')
+        assert two.shape == (64, 1, 32, 32) and torch.allclose(two, one, atol=1e-6), (two - one).abs().max()
