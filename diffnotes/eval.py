@@ -299,15 +299,18 @@ def _predict(clf, x, bs, device):
 def accuracy(self:ImageEval, x, # images (N, 1, 32, 32) in [-1, 1]
              labels,            # the class requested for each image, (N,)
             )->dict:
-    ("The classifier's accuracy on the requested classes: `acc`, `acc_ci95` (Wilson), `n`, and `real_acc`, "
-     "its accuracy on the embedded test images")
+    ("The classifier's accuracy on the requested classes: `acc`, `acc_ci95` (Wilson), `n`, `class_acc` (class → its "
+     "accuracy), and `real_acc`, its accuracy on the embedded test images")
     y = torch.as_tensor(labels).long().reshape(-1)
     if len(y) != len(check_images(x)):
         raise ValueError(f"`labels` must hold {len(x)} classes, one per image; got {len(y)}")
-    k = int((_predict(self.clf, x, self.bs, self.device) == y).sum())
+    right = _predict(self.clf, x, self.bs, self.device) == y
+    k = int(right.sum())
     if getattr(self, '_real_acc', None) is None:  # once per `ImageEval`
         e = load_embedded()
         pred = _predict(self.clf, to_model_scale(e['x_test']), self.bs, self.device)
         hits = pred == torch.as_tensor(e['y_test']).long()
         self._real_acc = float(hits.float().mean())
-    return {'n': len(y), 'acc': k / len(y), 'acc_ci95': wilson_interval(k, len(y)), 'real_acc': self._real_acc}
+    per_class = {int(c): float(right[y == c].float().mean()) for c in y.unique()}  # each requested class
+    return {'n': len(y), 'acc': k / len(y), 'acc_ci95': wilson_interval(k, len(y)), 'real_acc': self._real_acc,
+            'class_acc': per_class}

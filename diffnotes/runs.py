@@ -35,7 +35,7 @@ from .models import TinyUNet, UNet, TinyUNet2DModel, standalone_source
 from .callbacks import (DiffusionCallback, DDPMCallback, ContinuousDDPMCallback, EDMCallback, NaNGuard, EMA,
                                  DeviceMixedPrecision, QuartileLoss, CheckpointedAccumulation, PowerEMA,
                                  phema_coefficients)
-from .samplers import SAMPLERS, ImageNoise, Denoiser
+from .samplers import SAMPLERS, ImageNoise, Denoiser, check_interval
 
 # %% ../nbs/09_runs.ipynb #f409ac4c
 def build_model(cfg:RunConfig, # the run's configuration
@@ -813,9 +813,8 @@ def _setting(name, wi):
     except (TypeError, ValueError):
         raise ValueError(f"`settings`: {name!r} must be (w, interval); got {wi!r}") from None
     check_range(w, 'guidance', 0, 100)
-    if iv is not None and not (len(iv) == 2 and 0 <= iv[0] < iv[1]):
-        raise ValueError(f"`settings`: {name!r} needs an interval (sigma_lo, sigma_hi) with 0 ≤ sigma_lo < sigma_hi")
-    return float(w), None if iv is None else (float(iv[0]), float(iv[1]))
+    try: return float(w), None if iv is None else check_interval(iv)  # the `Denoiser`'s own check
+    except ValueError as e: raise ValueError(f"`settings`: {name!r}: {e}") from None
 
 def guidance_sweep(model,            # a trained class-conditional model, e.g. from `load_run`
                    cfg:RunConfig,    # its configuration (`cond=True`)
@@ -836,7 +835,7 @@ def guidance_sweep(model,            # a trained class-conditional model, e.g. f
         x = sample_from(model, cfg, n, sampler, steps, seed=seed, guidance=w, interval=iv)
         if grids is not None: grids[name] = x
         r, acc = ev.report(x, n_boot), ev.accuracy(x, ys)
-        per_class = [ev.accuracy(x[ys == c], ys[ys == c])['acc'] for c in range(cfg.n_classes) if (ys == c).any()]
+        per_class = list(acc.pop('class_acc').values())  # classes in order
         rows.append({'setting': name, 'guidance': w, 'interval': None if iv is None else list(iv),
                      **{k: r[k] for k in ('n', 'fid', 'fid_ci95', 'floor', 'kid')}, **acc, 'class_acc': per_class})
     return rows

@@ -6,9 +6,9 @@ Docs: https://diffnotes.github.io/diffnotes/samplers.html.md"""
 
 # %% auto #0
 __all__ = ['VARIANCES', 'DENOISER_OBJECTIVES', 'Point', 'SAMPLERS', 'ddpm_sigma', 'ddpm_step', 'ddim_sigma', 'ddim_step',
-           'sampling_steps', 'sigma_of_abar', 'sigma_to_t', 'Denoiser', 'image_seed', 'ImageNoise', 'BatchNoise',
-           'ddpm_sample', 'ddim_grid', 'ddim_sample', 'karras_sigmas', 'dpm_grid', 'dpm_solver_sample', 'sigma_grid',
-           'euler_sample', 'heun_sample']
+           'sampling_steps', 'sigma_of_abar', 'sigma_to_t', 'Denoiser', 'check_interval', 'image_seed', 'ImageNoise',
+           'BatchNoise', 'ddpm_sample', 'ddim_grid', 'ddim_sample', 'karras_sigmas', 'dpm_grid', 'dpm_solver_sample',
+           'sigma_grid', 'euler_sample', 'heun_sample']
 
 # %% ../nbs/07_samplers.ipynb #e8286e6a
 import math
@@ -238,10 +238,11 @@ def guide(self:Denoiser, labels=None, # classes to draw: an int, one per image, 
     self.null = check_int(self.null, 'null_class', 0)
     if self.labels.numel() and not 0 <= int(self.labels.min()) <= int(self.labels.max()) < self.null:
         raise ValueError(f"`labels` must lie in [0, {self.null}), the model's classes; got {self.labels.tolist()}")
-    self.interval = None if interval is None else _interval(interval)
+    self.interval = None if interval is None else check_interval(interval)
     return self
 
-def _interval(iv):
+def check_interval(iv, # a guidance interval `(sigma_lo, sigma_hi)`
+                  ):
     "`(lo, hi)` as floats with 0 ≤ lo < hi, or a `ValueError` naming `interval`"
     try: lo, hi = (float(v) for v in iv)
     except (TypeError, ValueError):
