@@ -9,6 +9,7 @@ __all__ = ['COMMANDS', 'tables', 'train', 'sample', 'fid', 'export', 'command_pa
 
 # %% ../nbs/10_cli.ipynb #fa56692c
 import argparse, inspect, json, os, re, sys, warnings
+from functools import partial
 from dataclasses import fields
 from pathlib import Path
 from fastcore.docments import docments
@@ -18,9 +19,9 @@ from .config import RunConfig, field_docs, allowed, sampling_of, MAX_PARAMS
 # %% ../nbs/10_cli.ipynb #1c45c1a8
 def _save(ax, path):
     import matplotlib.pyplot as plt
-    ax.figure.savefig(path, dpi=100, bbox_inches='tight')
-    plt.close(ax.figure)
-    return Path(path)
+    from diffnotes.runs import write_atomic
+    try: return write_atomic(path, partial(ax.figure.savefig, dpi=100, bbox_inches='tight', format='png'))
+    finally: plt.close(ax.figure)
 
 # %% ../nbs/10_cli.ipynb #a341203a
 def tables(out:str='figures',       # folder for the PNG figures (created if missing)

@@ -88,11 +88,12 @@ def eps_from_v(x_t, v, abar_t):
 # %% ../nbs/02_diffusion.ipynb #307ecf42
 def x0_eps_from_pred(pred,            # model output for the objective
                      x_t,             # noised images
-                     abar_t,          # ᾱ at each image's step, broadcastable to `x_t` (any float dtype)
+                     abar_t,          # ᾱ per image, broadcastable to `x_t`: in (0, 1] for 'eps', [0, 1) for 'x0'
                      objective='eps', # what `pred` is: 'eps', 'x0' or 'v'
                     ):
     "The `(x0, eps)` implied by a prediction of the given `objective`; coefficients computed at `abar_t`'s precision"
     check_objective(objective)
+    check_range(abar_t, 'abar_t', 0, 1, lo_open=objective == 'eps', hi_open=objective == 'x0')  # else a division by 0
     abar_t = torch.as_tensor(abar_t, device=x_t.device)
     sa, s1a = (c.to(x_t.dtype) for c in (abar_t.sqrt(), (1 - abar_t).sqrt()))  # 1 − ᾱ in float16 would round to 0
     if objective == 'eps': return (x_t - s1a * pred) / sa, pred

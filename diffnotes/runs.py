@@ -8,15 +8,15 @@ Docs: https://diffnotes.github.io/diffnotes/runs.html.md"""
 __all__ = ['ARCHIVE_RATIO', 'RESUME_KEYS', 'NFE_SAMPLERS', 'GUIDANCE_SWEEP', 'PREDICTION_TYPES', 'TINY_MODULE', 'build_model',
            'build_schedule', 'build_weight', 'build_callback', 'EpochLine', 'check_data', 'native_bf16',
            'resolve_precision', 'data_classes', 'train_cbs', 'build_learner', 'data_sigma', 'world', 'is_main', 'group',
-           'barrier', 'init_group', 'plain', 'save_atomic', 'remove_stale', 'check_archive', 'param_count',
-           'checkpoint_config', 'load_checkpoint', 'load_weights', 'diffusion_cb', 'find_cb', 'ema_cb', 'run_state',
-           'restore_state', 'RunCheckpoint', 'seed_everything', 'RunLock', 'train_run', 'save_grid', 'plot_quartiles',
-           'save_losses', 'finish_run', 'sampler_kwargs', 'sample_from', 'draw_labels', 'load_run', 'model_calls',
-           'nfe_steps', 'nfe_samplers', 'fid_vs_nfe', 'guidance_sweep', 'FIDCurve', 'run_folder', 'phema_average',
-           'result_path', 'diffusers_unet', 'export_diffusers']
+           'barrier', 'init_group', 'plain', 'write_atomic', 'save_atomic', 'remove_stale', 'check_archive',
+           'param_count', 'checkpoint_config', 'load_checkpoint', 'load_weights', 'diffusion_cb', 'find_cb', 'ema_cb',
+           'run_state', 'restore_state', 'RunCheckpoint', 'seed_everything', 'RunLock', 'train_run', 'save_grid',
+           'plot_quartiles', 'save_losses', 'finish_run', 'sampler_kwargs', 'sample_from', 'draw_labels', 'load_run',
+           'model_calls', 'nfe_steps', 'nfe_samplers', 'fid_vs_nfe', 'guidance_sweep', 'FIDCurve', 'run_folder',
+           'phema_average', 'result_path', 'diffusers_unet', 'export_diffusers', 'as_os_error']
 
 # %% ../nbs/09_runs.ipynb #6a03f0c5
-import contextlib, errno, json, os, random, shutil, socket, sys, time, zipfile
+import contextlib, errno, json, os, random, re, shutil, socket, sys, time, zipfile
 from dataclasses import asdict, fields
 from functools import partial
 from pathlib import Path
@@ -261,20 +261,35 @@ def plain(obj):
     raise TypeError(f"a checkpoint may hold only tensors, numbers, strings, lists and dicts; got {type(obj).__name__}")
 
 # %% ../nbs/09_runs.ipynb #c63f7bdb
-def save_atomic(obj,  # anything `torch.save` takes
-                path, # destination file
-               )->Path:
-    "`torch.save` to a temporary file beside `path`, then rename: `path` is the old or the new file, never half of one"
+def write_atomic(path,  # destination file
+                 write, # called as `write(tmp)`: writes the whole file at the path `tmp`
+                )->Path:
+    ("Write through a temporary file beside `path`, then rename it: `path` is the old or the new file, never half "
+     "of one; a failed write is an `OSError` naming `path`")
     path = Path(path)
     tmp = path.with_name(f'.{path.name}.{os.getpid()}.tmp')
     try:
-        try: torch.save(obj, tmp)
-        except RuntimeError as e:  # torch's zip writer reports a failed write (a full disk) as a RuntimeError
-            first = str(e).splitlines()[0][:200]
-            raise OSError(errno.EIO, f"write failed (is the disk full?): {first}", str(path)) from None
+        try: write(tmp)
+        except OSError as e: raise OSError(e.errno, e.strerror or str(e), str(path)) from None  # not the temporary name
         os.replace(tmp, path)
-    finally: tmp.unlink(missing_ok=True)
+    finally:
+        with contextlib.suppress(OSError): tmp.unlink(missing_ok=True)  # a read-only folder refuses even this
     return path
+
+def _torch_save(obj, f):
+    "`torch.save` into a file opened here, so that a failed open or write is the `OSError` it is"
+    with open(f, 'wb') as fh:  # a read-only folder or a path under a file: Python's own error
+        try: torch.save(obj, fh)
+        except RuntimeError as e:  # torch's zip writer says '[enforce fail at inline_container.cc]' on a full disk
+            full = shutil.disk_usage(Path(f).parent).free < 2**20
+            if full: raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC)) from None
+            raise OSError(errno.EIO, f"write failed (is the disk full?): {str(e).splitlines()[0][:200]}") from None
+
+def save_atomic(obj,  # anything `torch.save` takes
+                path, # destination file
+               )->Path:
+    "`torch.save` through `write_atomic`"
+    return write_atomic(path, partial(_torch_save, obj))
 
 def remove_stale(folder, # a run folder
                 )->list:
@@ -600,8 +615,7 @@ def save_grid(x,          # images (N, C, H, W) in [-1, 1]
     from torchvision.utils import make_grid, save_image
     x = torch.nn.functional.interpolate(x[:n].detach().float().cpu().clamp(-1, 1), scale_factor=scale, mode='nearest')
     grid = make_grid(x, nrow=nrow, padding=2, normalize=True, value_range=(-1, 1))
-    save_image(grid, path)
-    return Path(path)
+    return write_atomic(path, partial(save_image, grid, format='png'))
 
 # %% ../nbs/09_runs.ipynb #pq00fn01
 def plot_quartiles(q,       # one row per epoch: the training loss in each quarter of t
@@ -632,9 +646,8 @@ def save_losses(learn, # a Learner whose `RunCheckpoint` holds the run's loss hi
     ax.set(yscale='log', title='training and validation loss (validation on fixed noise)')
     if h.get('quartiles'): plot_quartiles(h['quartiles'], aq)
     else: aq.set_axis_off()  # a checkpoint from before the quarters were recorded
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return Path(path)
+    try: return write_atomic(path, partial(fig.savefig, dpi=100, format='png'))
+    finally: plt.close(fig)
 
 # %% ../nbs/09_runs.ipynb #077cf13e
 def finish_run(learn, cfg:RunConfig, out, seconds:float, sample:bool=True):
@@ -949,11 +962,22 @@ def export_diffusers(run,  # a checkpoint or run folder of a `callback='ddpm'` r
     for old in out.parent.glob(f'.{out.name}.*.partial'): shutil.rmtree(old, ignore_errors=True)  # killed exports
     tmp = out.parent / f'.{out.name}.{os.getpid()}.partial'
     try:  # written beside `out`, then renamed: `out` is a whole pipeline or absent, never half of one
-        DDPMPipeline(unet=diffusers_unet(model, cfg), scheduler=sched).save_pretrained(tmp)
+        try: DDPMPipeline(unet=diffusers_unet(model, cfg), scheduler=sched).save_pretrained(tmp)
+        except Exception as e: raise as_os_error(e, out) from None
         if cfg.model == 'tiny': _add_module(tmp)
         os.replace(tmp, out)  # onto an absent or empty folder
     finally: shutil.rmtree(tmp, ignore_errors=True)
     return out
+
+# %% ../nbs/09_runs.ipynb #e3f79328
+def as_os_error(e:Exception, # what a library raised while writing
+                path,        # the file or folder being written
+               )->Exception:
+    ("`e` as an `OSError` naming `path` where it reports one in its text (safetensors raises `SafetensorError` "
+     "'… (os error 28)' on a full disk), else `e` itself")
+    if isinstance(e, OSError): return OSError(e.errno, e.strerror or str(e), str(path))
+    m = re.search(r'\(os error (\d+)\)', str(e))
+    return OSError(int(m[1]), os.strerror(int(m[1])), str(path)) if m else e
 
 def _add_module(folder):
     "The TinyUNet class comes with the folder, in `unet/`, and `model_index.json` names that file"
@@ -961,4 +985,3 @@ def _add_module(folder):
     index = json.loads((folder / 'model_index.json').read_text())
     index['unet'] = [TINY_MODULE, 'TinyUNet2DModel']
     (folder / 'model_index.json').write_text(json.dumps(index, indent=2) + '\n')
-

@@ -313,9 +313,12 @@ def points(self:Denoiser, abar,  # ᾱ at each point, float64 (n,)
 def __call__(self:Denoiser, x,  # the sampler's state (x_t, or x̃ for points made with `tilde`)
              p:Point,           # a point of `points`
             )->tuple:
-    "`(x̂0, ε̂, variance channels or None)` of the network at point `p`"
+    "`(x̂0, ε̂, variance channels or None)` of the network at point `p`; a `ValueError` if its output is not finite"
     u = x if p.s_in == 1 else x * p.s_in
     out = self.forward(u, p.t if len(p.t) == len(x) else p.t.expand(len(x)), p.sigma)
+    if not bool(out.isfinite().all()):  # one read per step, not per batch of training: a NaN never reaches the images
+        raise ValueError(f"the model's output is not finite (NaN or inf) at the step with σ = {p.sigma:.4g} "
+                         f"(model time {p.t[0].item():.4g}); sampling stopped there")
     var, C = None, x.shape[1]
     if out.shape[1] == 2 * C: out, var = out[:, :C], out[:, C:]
     elif out.shape[1] != C: raise ValueError(f"the model must output {C} (or {2 * C}) channels; got {out.shape[1]}")

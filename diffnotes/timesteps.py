@@ -108,12 +108,16 @@ def load_state_dict(self:LossSecondMomentSampler, sd:dict, # from `state_dict`
 
 # %% ../nbs/03_timesteps.ipynb #a87d33b8
 @patch
-def update(self:LossSecondMomentSampler, t, # steps of the batch, shape (B,)
-           losses,                          # per-sample losses at those steps, shape (B,)
+def update(self:LossSecondMomentSampler, t, # steps of the batch, shape (B,), in [0, T)
+           losses,                          # per-sample losses at those steps, shape (B,), finite and ≥ 0
+           check:bool=True,                 # refuse steps out of range and non-finite losses (on the CPU)
           ):
     ("Record the batch's per-sample `losses` (detached) in the history of their steps, "
-     "without a host-device sync (one process)")
+     "without a host-device sync (one process); values are checked where that costs none (on the CPU)")
     T, H = self.history.shape
+    if check:  # `check_range` skips tensors on an accelerator: reading them would sync
+        check_range(t, 't', 0, T - 1)
+        check_range(losses.detach(), 'losses', 0, hi_open=True)
     t, losses = all_gather_padded(t.to(self.counts.device), losses.detach().to(self.history.device, torch.float64))
     t_sorted, order = torch.sort(t, stable=True)
     first = torch.searchsorted(t_sorted, t_sorted)

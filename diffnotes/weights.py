@@ -114,24 +114,25 @@ def eps_weight(w,                 # weight on the per-sample MSE of `objective`
 
 # %% ../nbs/01_weights.ipynb #0deb56e4
 def eps_mse(mse,             # per-sample MSE of the objective, shape (B,)
-            snr,             # SNR of each sample, shape (B,), in [0, inf]
+            snr,             # SNR of each sample, shape (B,): in [0, inf], finite for 'x0'
             objective='eps', # the objective the MSE was measured on: 'eps', 'x0' or 'v'
            ):
     "The per-sample MSE re-expressed as the ε-MSE it implies: `mse`, `mse`·SNR or `mse`/(1 + 1/SNR)"
     check_objective(objective)
     if objective == 'eps': return mse
-    snr = check_range(as_float(snr, 'snr'), 'snr', 0)
+    snr = check_range(as_float(snr, 'snr'), 'snr', 0, hi_open=objective == 'x0')  # x0: MSE·∞ has no value
     return mse * snr if objective == 'x0' else mse / (1 + 1 / snr)
 
 # %% ../nbs/01_weights.ipynb #d639d4da
-def edm_weights(snr,                  # SNR values, in [0, inf]
+def edm_weights(snr,                  # SNR values: (0, inf] for 'eps', [0, inf) for 'x0', [0, inf] for 'v'
                 sigma_data:float=0.5, # EDM's σ_data, the scale of the data, > 0
                 objective:str='eps',  # whose MSE the weight multiplies: 'eps', 'x0' or 'v'
                )->torch.Tensor:
     "EDM's weight λ(σ) = (σ² + σ_data²)/(σ σ_data)², σ² = 1/SNR, on the MSE of `objective`"
     check_objective(objective)
     check_range(sigma_data, 'sigma_data', 0, lo_open=True)
-    snr, c = check_range(as_float(snr, 'snr'), 'snr', 0), sigma_data ** -2
+    ends = dict(lo_open=objective == 'eps', hi_open=objective == 'x0')  # λ unbounded at σ = ∞ (ε), σ = 0 (x0)
+    snr, c = check_range(as_float(snr, 'snr'), 'snr', 0, **ends), sigma_data ** -2
     if objective == 'eps': return 1 + c / snr
     return snr + c if objective == 'x0' else 1 + (c - 1) / (snr + 1)
 

@@ -15,7 +15,7 @@ from diffnotes.weights import p2_weights, min_snr_weights, eps_weight, eps_mse, 
 from diffnotes.diffusion import noisify, get_target, x0_eps_from_pred, DiffusionSchedule, hybrid_loss
 from diffnotes.timesteps import uniform_steps, LossSecondMomentSampler, space_timesteps, respace_betas
 from diffnotes.samplers import (ddim_step, ddpm_step, sampling_steps, ddim_sample, ddpm_sample, dpm_grid, dpm_solver_sample,
-                                euler_sample, heun_sample, karras_sigmas, Denoiser, ImageNoise, image_seed)
+                                euler_sample, heun_sample, karras_sigmas, Denoiser, ImageNoise, image_seed, SAMPLERS)
 from diffnotes.models import TinyUNet, timestep_embedding
 from diffnotes.data import to_model_scale, read_idx, get_dls
 from diffnotes.eval import ImageEval
@@ -32,6 +32,12 @@ IE = ImageEval.fashion_mnist()
 IMGS = torch.zeros(8, 1, 32, 32)
 
 def nan_imgs(): x = IMGS.clone(); x[0, 0, 0, 0] = NAN; return x
+
+def _nan_model():
+    "A TinyUNet whose weights hold a NaN (a diverged run)"
+    m = TinyUNet(channels=(8, 16))
+    with torch.no_grad(): next(m.parameters())[0] = NAN
+    return m
 
 API = [
     # schedules
@@ -179,6 +185,26 @@ API = [
     ('get_dls valid_pct=0', lambda: get_dls('some/folder', valid_pct=0), ValueError, ['`valid_pct`', '(0, 1)']),
     ('RunConfig in_channels=2', lambda: RunConfig(in_channels=2), ValueError, ['`in_channels`', '(1, 3)']),
     ('load_checkpoint max_params=0', lambda: load_checkpoint('no/such', max_params=0), ValueError, ['`max_params`', '[1, inf)']),
+    # values where a formula has no finite answer
+    ('edm_weights ε at SNR 0', lambda: edm_weights(torch.tensor([0.])), ValueError, ['`snr`', '(0, inf]']),
+    ('edm_weights x0 at SNR inf', lambda: edm_weights(torch.tensor([INF]), objective='x0'), ValueError, ['`snr`', '[0, inf)']),
+    ('eps_mse x0 at SNR inf', lambda: eps_mse(torch.ones(1), torch.tensor([INF]), 'x0'), ValueError, ['`snr`', '[0, inf)']),
+    ('x0_eps_from_pred ε at ᾱ 0', lambda: x0_eps_from_pred(X, X, 0., 'eps'), ValueError, ['`abar_t`', '(0, 1]']),
+    ('x0_eps_from_pred x0 at ᾱ 1', lambda: x0_eps_from_pred(X, X, 1., 'x0'), ValueError, ['`abar_t`', '[0, 1)']),
+    ('LossSecondMomentSampler NaN loss', lambda: LossSecondMomentSampler(10).update(torch.tensor([1]), torch.tensor([NAN])),
+     ValueError, ['`losses`', '[0, inf)']),
+    ('LossSecondMomentSampler inf loss', lambda: LossSecondMomentSampler(10).update(torch.tensor([1]), torch.tensor([INF])),
+     ValueError, ['`losses`', '[0, inf)']),
+    ('LossSecondMomentSampler step 10 of 10', lambda: LossSecondMomentSampler(10).update(torch.tensor([10]), torch.ones(1)),
+     ValueError, ['`t`', '[0, 9]']),
+    ('LossSecondMomentSampler step -1', lambda: LossSecondMomentSampler(10).update(torch.tensor([-1]), torch.ones(1)),
+     ValueError, ['`t`', '[0, 9]']),
+    *[(f'{name} with a model that outputs NaN', partial(f, lambda x, t: x * NAN, (2, 1, 8, 8), B, 4, progress=False),
+       ValueError, ["the model's output is not finite", 'model time']) for name, f in SAMPLERS.items()],
+    ('ddim_sample with a model that outputs inf midway', lambda: ddim_sample(lambda x, t: x / (t[:, None, None, None] > 500), (2, 1, 8, 8), B, 4, progress=False),
+     ValueError, ["the model's output is not finite", 'sampling stopped there']),
+    ('sample_from with NaN weights', lambda: sample_from(_nan_model(), RunConfig(channels=(8, 16)), 2, steps=2), ValueError,
+     ["the model's output is not finite"]),
 ]
 
 @pytest.mark.parametrize('label,call,exc,phrases', API, ids=[r[0] for r in API])
@@ -227,7 +253,8 @@ CLI = [
 ]
 
 @pytest.mark.parametrize('argv,phrases', CLI, ids=[' '.join(a) for a, _ in CLI])
-def test_cli_refuses(argv, phrases):
+def test_cli_refuses(argv, phrases, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # not where a run already holds `runs/default` (the README's main job leaves one)
     with contextlib.redirect_stderr(io.StringIO()) as err, contextlib.redirect_stdout(io.StringIO()):
         with pytest.raises(SystemExit) as e: main(argv)
     assert e.value.code == 2
@@ -254,6 +281,11 @@ SAMPLE = [
     (['--sampler', 'lms'], ['`--sampler`', "'ddpm', 'ddim', 'dpm', 'euler', 'heun'"]),
     (['--bs', '0'], ['`--bs`', '[1, 65536]']),
     (['--seed', '-1'], ['`--seed`', '[0, 9223372036854775807]']),
+    (['--seed', str(2**64)], ['`--seed`', '[0, 9223372036854775807]']),
+    (['--n', 'x'], ['argument --n', "invalid int value: 'x'"]),
+    (['--label', '3'], ['`--label`', 'needs a class-conditional run']),
+    (['--guidance', '2'], ['`--guidance`', 'need a class-conditional run']),
+    (['--ema-length', '0.1'], ['`--ema-length`', 'has no post-hoc EMA snapshots']),
 ]
 
 @pytest.mark.parametrize('argv,phrases', SAMPLE, ids=[' '.join(a) for a, _ in SAMPLE])
@@ -277,8 +309,6 @@ def test_fid_refuses_nan_and_n_boot(run_dir, tmp_path):
         with contextlib.redirect_stderr(io.StringIO()) as err, pytest.raises(SystemExit) as e: main(['fid', *argv])
         assert e.value.code == 2 and phrase in err.getvalue(), err.getvalue()
 
-def test_table_size():
-    assert len(API) + len(CLI) + len(SAMPLE) + 3 + len(MALFORMED) + len(RESUME) + 2 * len(MALFORMED_CMDS) + len(FILESYSTEM) >= 60
 
 def _variants():
     "Malformed run checkpoints with a valid format tag: name → (change to the good checkpoint, phrases of the message)"
@@ -374,6 +404,78 @@ def test_filesystem_faults_exit_2(tmp_path, name, make, phrases):
     assert e.value.code == 2 and 'Traceback' not in err.getvalue(), err.getvalue()
     for p in phrases: assert p in err.getvalue(), f"{p!r} not in {err.getvalue()!r}"
 
+def _mount(d, size='16k'):
+    "A tmpfs of `size` at `d`, or a skip where this machine does not let the tests mount one (not root, a container)"
+    import shutil, subprocess
+    d.mkdir(parents=True, exist_ok=True)
+    if not shutil.which('mount'): pytest.skip('no `mount` command here')
+    r = subprocess.run(['mount', '-t', 'tmpfs', '-o', f'size={size},mode=0777', 'tmpfs', str(d)], capture_output=True, text=True)
+    if r.returncode: pytest.skip(f"cannot mount a tmpfs here: {r.stderr.strip()[:200]}")
+    return d
+
+def _read_only(d):
+    "Remount the tmpfs at `d` read-only (root writes through file modes, so a mode would test nothing)"
+    import subprocess
+    subprocess.run(['mount', '-o', 'remount,ro', str(d)], check=True)
+
+@pytest.fixture
+def disk(tmp_path):
+    "A small disk of its own at `tmp_path/disk`, unmounted after the test"
+    import subprocess
+    d = tmp_path / 'disk'
+    yield d
+    if d.is_mount(): subprocess.run(['umount', '-l', str(d)], check=False)
+
+def _unfinished(run_dir, d):
+    "A copy of `run_dir` in `d` planned for 2 epochs with 1 done: a run killed after its first checkpoint"
+    from diffnotes.runs import load_checkpoint
+    ck = load_checkpoint(run_dir)
+    ck['config']['epochs'] = 2
+    (d / 'run').mkdir()
+    torch.save(ck, d / 'run' / 'model.pt')
+    return d / 'run'
+
+def _du(d): return sum(f.stat().st_size for f in d.rglob('*') if f.is_file())
+
+DISK = {
+    # name: (size of the disk, what to put on it, the command, phrases, read-only)
+    'train onto a full disk': ('32k', None, lambda r, d: ['train', '--data', str(_folder(d.parent / 'data', 40)), '--bs', '16',
+                               '--channels', '8,16', '--epochs', '1', '--out', str(d / 'run')], ['`--out`', 'No space left on device'], False),
+    'resume onto a full disk': (None, _unfinished, lambda r, d: ['train', '--resume', str(d / 'run')], ['`--resume`', 'No space left on device'], False),
+    'sample onto a full disk': ('8k', None, lambda r, d: ['sample', str(r), '--n', '8', '--steps', '2', '--out', str(d / 's')],
+                                ['`--out`', 'No space left on device'], False),
+    'export onto a full disk': ('8k', None, lambda r, d: ['export', str(r), str(d / 'pipe')], ['No space left on device'], False),
+    'tables onto a full disk': ('8k', None, lambda r, d: ['tables', '--out', str(d / 'fig')], ['`--out`', 'No space left on device'], False),
+    'train into a read-only folder': ('1m', None, lambda r, d: ['train', '--epochs', '1', '--out', str(d / 'run')],
+                                      ['`--out`', 'Read-only file system'], True),
+    'sample into a read-only folder': ('1m', None, lambda r, d: ['sample', str(r), '--n', '8', '--out', str(d / 's')],
+                                       ['`--out`', 'Read-only file system'], True),
+    'export into a read-only folder': ('1m', None, lambda r, d: ['export', str(r), str(d / 'pipe')], ['Read-only file system'], True),
+    'tables into a read-only folder': ('1m', None, lambda r, d: ['tables', '--out', str(d / 'fig')],
+                                       ['`--out`', 'Read-only file system'], True),
+}
+
+@pytest.mark.parametrize('name', list(DISK))
+def test_full_and_read_only_disks_exit_2(run_dir, disk, name):
+    "Writes that fail on a real filesystem: one line naming the option and the error, exit 2, the disk as it was"
+    size, put, argv, phrases, ro = DISK[name]
+    if put is None: _mount(disk, size)
+    else:  # a disk just large enough for what is put on it, so that the next checkpoint cannot fit beside it
+        import shutil
+        (disk.parent / 'staged').mkdir()
+        staged = put(run_dir, disk.parent / 'staged')
+        _mount(disk, f'{(_du(staged) // 4096 + 4) * 4}k')
+        shutil.copytree(staged, disk / staged.name)
+    before = {f.relative_to(disk): f.read_bytes() for f in disk.rglob('*') if f.is_file()}
+    if ro: _read_only(disk)
+    with contextlib.redirect_stderr(io.StringIO()) as err, contextlib.redirect_stdout(io.StringIO()):
+        with pytest.raises(SystemExit) as e: main(argv(run_dir, disk))
+    assert e.value.code == 2 and 'Traceback' not in err.getvalue(), err.getvalue()
+    assert len(err.getvalue().strip().splitlines()[-1]) < 400 and 'error:' in err.getvalue(), err.getvalue()
+    for p in phrases: assert p in err.getvalue(), f"{p!r} not in {err.getvalue()!r}"
+    after = {f.relative_to(disk): f.read_bytes() for f in disk.rglob('*') if f.is_file()}
+    assert after == before, sorted(map(str, set(after) ^ set(before)))  # nothing partial, nothing lost
+
 def _folder(d, n=12, extra=None):
     "A folder of `n` embedded images in one class folder, with `extra` (name → bytes) beside them"
     from PIL import Image
@@ -411,3 +513,15 @@ def test_symlink_loop_ends_and_counts_each_image_once(tmp_path):
     d = _folder(tmp_path / 'data', 6)
     os.symlink(d, d / 'x' / 'loop'); os.symlink(d / 'x', d / 'twice')
     assert len(image_files(d)) == 6
+
+def table():
+    "The rows of this file by class of fault: the parametrized tables, and the single cases as one row each"
+    return {'API arguments': len(API), 'command-line options': len(CLI) + len(SAMPLE) + 1,  # + fid's NaN and --n-boot
+            'malformed checkpoints': len(MALFORMED) + len(RESUME) + 1,                  # + an empty checkpoint
+            'hostile archives': len(ARCHIVES) * len(MALFORMED_CMDS),
+            'the filesystem': len(FILESYSTEM) + len(DISK) + 1,                          # + sample never overwrites its input
+            'image folders': len(FOLDERS) + 1}                                          # + the symlink loop
+
+def test_table_size():
+    rows = table()
+    assert sum(rows.values()) >= 250 and min(rows.values()) >= 5, rows

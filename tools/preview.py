@@ -18,7 +18,7 @@ from nbdev.serve import proc_nbs
 OUT = '_preview'
 
 sys.path.insert(0, str(Path(__file__).parent))
-from readme import _front_matter  # the same front-matter split as the README build
+from readme import _front_matter, proc_lock  # the same front-matter split as the README build, and its lock
 
 def _order(nbs_path):
     "Pages in sidebar order, then any others"
@@ -40,27 +40,27 @@ def _read(nb_path):
     for c in d['cells']: c.get('metadata', {}).pop('execution', None)  # execnb's timings, not nbformat's schema
     return nbformat.reads(json.dumps(d), as_version=4)
 
-def render_page(nb_path, exporter):
-    "HTML of one processed notebook, with its title and description as a header"
-    nb = _read(nb_path)
+def render_page(nb, exporter, name):
+    "HTML of one processed notebook (read by `_read`) called `name`, with its title and description as a header"
     fm, nb.cells = _front_matter(nb)
     nb.metadata['language_info'] = {'name': 'python'}
-    body, _ = exporter.from_notebook_node(nb, resources={'metadata': {'name': fm.get('title', nb_path.stem)}})
-    head = f"<h1 class='title'>{html.escape(fm.get('title', nb_path.stem))}</h1>"
+    body, _ = exporter.from_notebook_node(nb, resources={'metadata': {'name': fm.get('title', name)}})
+    head = f"<h1 class='title'>{html.escape(fm.get('title', name))}</h1>"
     if fm.get('description'): head += f"<p class='description'>{html.escape(fm['description'])}</p>"
     return body.replace('<main>', '<main>' + head, 1) if '<main>' in body else body.replace('<body', head + '<body', 1), fm
 
 def build(out=OUT):
     cfg = get_config()
     root, nbs = cfg.config_path, cfg.nbs_path
-    cache = proc_nbs(str(nbs), n_workers=0, force=True)
+    with proc_lock(cfg):
+        cache = proc_nbs(str(nbs), n_workers=0, force=True)
+        procs = {p.relative_to(cache): _read(p) for p in sorted(cache.rglob('*.ipynb'))}  # read while holding the lock
     out = root/out
     shutil.rmtree(out, ignore_errors=True); out.mkdir()
     exporter = HTMLExporter(template_name='lab')
     pages = []
-    for p in sorted(cache.rglob('*.ipynb')):
-        rel = p.relative_to(cache)
-        page, fm = render_page(p, exporter)
+    for rel, nb in procs.items():
+        page, fm = render_page(nb, exporter, rel.stem)
         dest = (out/rel).with_name(re.sub(r'^\d+_', '', rel.name)).with_suffix('.html')  # as the site names it: 00_schedules → schedules.html
         dest.parent.mkdir(parents=True, exist_ok=True)
         dest.write_text(page)

@@ -7,7 +7,7 @@ nbdev's own `nbdev-readme` renders with Quarto. This does the same job with nbde
 (`nbdev.serve.proc_nbs`, which drops hidden cells and nbdev directives and turns the title cell into
 front matter) followed by nbconvert's markdown export of the stored outputs. Nothing is executed.
 """
-import argparse, difflib, re, sys
+import argparse, contextlib, difflib, fcntl, re, sys
 from pathlib import Path
 import nbformat, yaml
 from nbconvert import MarkdownExporter
@@ -22,11 +22,19 @@ def _front_matter(nb):
     if c is None or c.cell_type != 'raw' or not c.source.startswith('---'): return {}, nb.cells
     return yaml.safe_load(c.source.strip().strip('-')) or {}, nb.cells[1:]
 
+@contextlib.contextmanager
+def proc_lock(cfg):
+    "Hold `_proc.lock` while using nbdev's `_proc` cache: `proc_nbs(force=True)` empties and refills that one folder, so two builds at once (this and tools/preview.py) would break each other"
+    with open(cfg.config_path/'_proc.lock', 'w') as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        yield
+
 def render(cfg=None):
     "Markdown text and figure files {relative path: bytes} of the README that `cfg.readme_nb` generates"
     cfg = cfg or get_config()
-    cache = proc_nbs(str(cfg.nbs_path), file_glob=cfg.readme_nb, n_workers=0, force=True)
-    nb = nbformat.read(cache/cfg.readme_nb, as_version=4)
+    with proc_lock(cfg):
+        cache = proc_nbs(str(cfg.nbs_path), file_glob=cfg.readme_nb, n_workers=0, force=True)
+        nb = nbformat.read(cache/cfg.readme_nb, as_version=4)
     fm, nb.cells = _front_matter(nb)
     head = f"# {fm['title']}\n\n" if 'title' in fm else ''
     if 'description' in fm: head += f"> {fm['description']}\n\n"
