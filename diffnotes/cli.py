@@ -121,6 +121,8 @@ def sample(run:str,              # a checkpoint, or a run folder holding `model.
     model, cfg = load_run(run, ema_length=ema_length, max_params=max_params)
     sampler, steps = sampling_of(cfg, sampler, steps)  # the run's own unless told
     ys, nrow = _sample_labels(label, cfg, n)
+    if not cfg.cond and (guidance != 1 or interval is not None):
+        raise ValueError("`guidance` and `interval` need a class-conditional run (trained with `--cond`)")
     iv = None if interval is None else _pair(interval, 'interval')
     x = sample_from(model, cfg, len(ys) if ys is not None else n, sampler, steps, eta, seed, bs, labels=ys,
                     guidance=guidance, interval=iv).cpu()

@@ -284,7 +284,8 @@ SAMPLE = [
     (['--seed', str(2**64)], ['`--seed`', '[0, 9223372036854775807]']),
     (['--n', 'x'], ['argument --n', "invalid int value: 'x'"]),
     (['--label', '3'], ['`--label`', 'needs a class-conditional run']),
-    (['--guidance', '2'], ['`--guidance`', 'need a class-conditional run']),
+    (['--guidance', '2'], ['`--guidance` and `--interval` need a class-conditional run (trained with `--cond`)']),
+    (['--interval', '0.3,3'], ['`--guidance` and `--interval` need a class-conditional run']),
     (['--ema-length', '0.1'], ['`--ema-length`', 'has no post-hoc EMA snapshots']),
 ]
 
