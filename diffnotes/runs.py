@@ -963,7 +963,9 @@ def export_diffusers(run,  # a checkpoint or run folder of a `callback='ddpm'` r
     tmp = out.parent / f'.{out.name}.{os.getpid()}.partial'
     try:  # written beside `out`, then renamed: `out` is a whole pipeline or absent, never half of one
         try: DDPMPipeline(unet=diffusers_unet(model, cfg), scheduler=sched).save_pretrained(tmp)
-        except Exception as e: raise as_os_error(e, out) from None
+        except Exception as e:
+            if as_os_error(e, out) is e: raise  # not a failed write: as it came
+            raise as_os_error(e, out) from None
         if cfg.model == 'tiny': _add_module(tmp)
         os.replace(tmp, out)  # onto an absent or empty folder
     finally: shutil.rmtree(tmp, ignore_errors=True)

@@ -4,15 +4,19 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-pytestmark = pytest.mark.xdist_group('docs')  # one worker builds _preview and reads it (pytest -n 2 --dist loadgroup)
+# Each worker that runs these tests builds its own preview, in a folder of its own. `xdist_group` would keep them on one
+# worker, but pytest 9.2 with pytest-xdist 3.8 does not honour it (tests of one group ran on both workers), and two
+# builds into one `_preview` broke each other. The step they share, nbdev's `_proc` cache, is locked by the tools.
 CHROMIUM = shutil.which('chromium') or shutil.which('chromium-browser')
 FLAGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
          '--disable-component-update', '--disable-sync', '--hide-scrollbars']
 
 @pytest.fixture(scope='module')
-def preview():
-    subprocess.run([sys.executable, 'tools/preview.py'], cwd=ROOT, check=True, capture_output=True)
-    return ROOT/'_preview'
+def preview(tmp_path_factory):
+    out = tmp_path_factory.mktemp('preview')
+    r = subprocess.run([sys.executable, 'tools/preview.py', '--out', str(out)], cwd=ROOT, capture_output=True, text=True)
+    assert r.returncode == 0, (r.stdout[-1000:], r.stderr[r.stderr.rfind('Traceback'):][-3000:])
+    return out
 
 def test_preview_builds_every_page(preview):
     nbs = [p for p in (ROOT/'nbs').rglob('*.ipynb') if not p.name.startswith('_') and '.ipynb_checkpoints' not in str(p)]

@@ -1,6 +1,7 @@
 """Build a local HTML preview of the documentation without Quarto.
 
     python tools/preview.py            # writes _preview/index.html and one page per notebook
+    python tools/preview.py --out DIR  # the same pages in DIR
 
 The real site is rendered by Quarto (the GitHub deploy workflow). Where Quarto is not installed this
 does the same two steps with what is: nbdev's processing step (`nbdev.serve.proc_nbs`: hidden cells and
@@ -76,5 +77,6 @@ def build(out=OUT):
     return out, pages
 
 if __name__ == '__main__':
-    argparse.ArgumentParser(description=__doc__.splitlines()[0]).parse_args()
-    build()
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument('--out', default=OUT, help=f"folder for the pages, relative to the repository (default {OUT})")
+    build(p.parse_args().out)

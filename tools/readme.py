@@ -24,7 +24,8 @@ def _front_matter(nb):
 
 @contextlib.contextmanager
 def proc_lock(cfg):
-    "Hold `_proc.lock` while using nbdev's `_proc` cache: `proc_nbs(force=True)` empties and refills that one folder, so two builds at once (this and tools/preview.py) would break each other"
+    ("Hold `_proc.lock` while using nbdev's `_proc` cache: `proc_nbs(force=True)` empties and refills that one "
+     "folder, so two builds at once (this and tools/preview.py, as two test workers run them) would break each other")
     with open(cfg.config_path/'_proc.lock', 'w') as f:
         fcntl.flock(f, fcntl.LOCK_EX)
         yield
