@@ -8,12 +8,12 @@ Docs: https://diffnotes.github.io/diffnotes/runs.html.md"""
 __all__ = ['ARCHIVE_RATIO', 'RESUME_KEYS', 'NFE_SAMPLERS', 'GUIDANCE_SWEEP', 'PREDICTION_TYPES', 'TINY_MODULE', 'build_model',
            'build_schedule', 'build_weight', 'build_callback', 'EpochLine', 'check_data', 'native_bf16',
            'resolve_precision', 'data_classes', 'train_cbs', 'build_learner', 'data_sigma', 'world', 'is_main', 'group',
-           'barrier', 'init_group', 'plain', 'write_atomic', 'save_atomic', 'remove_stale', 'check_archive',
-           'param_count', 'checkpoint_config', 'load_checkpoint', 'load_weights', 'diffusion_cb', 'find_cb', 'ema_cb',
-           'run_state', 'restore_state', 'RunCheckpoint', 'seed_everything', 'RunLock', 'train_run', 'save_grid',
-           'plot_quartiles', 'save_losses', 'finish_run', 'sampler_kwargs', 'sample_from', 'draw_labels', 'load_run',
-           'model_calls', 'nfe_steps', 'nfe_samplers', 'fid_vs_nfe', 'guidance_sweep', 'FIDCurve', 'run_folder',
-           'phema_average', 'result_path', 'diffusers_unet', 'export_diffusers', 'as_os_error']
+           'barrier', 'init_group', 'plain', 'as_os_error', 'os_errors', 'write_atomic', 'save_atomic', 'remove_stale',
+           'check_archive', 'param_count', 'checkpoint_config', 'load_checkpoint', 'load_weights', 'diffusion_cb',
+           'find_cb', 'ema_cb', 'run_state', 'restore_state', 'RunCheckpoint', 'seed_everything', 'RunLock',
+           'train_run', 'save_grid', 'plot_quartiles', 'save_losses', 'finish_run', 'sampler_kwargs', 'sample_from',
+           'draw_labels', 'load_run', 'model_calls', 'nfe_steps', 'nfe_samplers', 'fid_vs_nfe', 'guidance_sweep',
+           'FIDCurve', 'run_folder', 'phema_average', 'result_path', 'diffusers_unet', 'export_diffusers']
 
 # %% ../nbs/09_runs.ipynb #6a03f0c5
 import contextlib, errno, json, os, random, re, shutil, socket, sys, time, zipfile
@@ -260,6 +260,29 @@ def plain(obj):
     if isinstance(obj, (list, tuple)) or type(obj).__name__ == 'L': return [plain(o) for o in obj]
     raise TypeError(f"a checkpoint may hold only tensors, numbers, strings, lists and dicts; got {type(obj).__name__}")
 
+# %% ../nbs/09_runs.ipynb #e3f79328
+def as_os_error(e:Exception, # what a library raised while writing
+                path,        # the file or folder being written
+               )->Exception:
+    "`e` as an `OSError` naming `path` where it is a failed write in a library's words, else `e` itself"
+    if isinstance(e, OSError): return OSError(e.errno, e.strerror or str(e), str(path))
+    m = re.search(r'\(os error (\d+)\)', str(e))  # safetensors
+    if m: return OSError(int(m[1]), os.strerror(int(m[1])), str(path))
+    if not (isinstance(e, RuntimeError) and 'inline_container.cc' in str(e)): return e
+    if shutil.disk_usage(Path(path).parent).free < 2**20:  # torch's zip writer says nothing more, even on a full disk
+        return OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+    return OSError(errno.EIO, f"write failed (is the disk full?): {str(e).splitlines()[0][:200]}", str(path))
+
+@contextlib.contextmanager
+def os_errors(path, # the file or folder the block writes
+             ):
+    "Re-raise a failed write inside the block as the `OSError` of `as_os_error`; any other error as it came"
+    try: yield
+    except Exception as e:
+        err = as_os_error(e, path)
+        if err is e: raise
+        raise err from None
+
 # %% ../nbs/09_runs.ipynb #c63f7bdb
 def write_atomic(path,  # destination file
                  write, # called as `write(tmp)`: writes the whole file at the path `tmp`
@@ -269,21 +292,15 @@ def write_atomic(path,  # destination file
     path = Path(path)
     tmp = path.with_name(f'.{path.name}.{os.getpid()}.tmp')
     try:
-        try: write(tmp)
-        except OSError as e: raise OSError(e.errno, e.strerror or str(e), str(path)) from None  # not the temporary name
+        with os_errors(path): write(tmp)  # named by the destination, not the temporary file
         os.replace(tmp, path)
     finally:
         with contextlib.suppress(OSError): tmp.unlink(missing_ok=True)  # a read-only folder refuses even this
     return path
 
 def _torch_save(obj, f):
-    "`torch.save` into a file opened here, so that a failed open or write is the `OSError` it is"
-    with open(f, 'wb') as fh:  # a read-only folder or a path under a file: Python's own error
-        try: torch.save(obj, fh)
-        except RuntimeError as e:  # torch's zip writer says '[enforce fail at inline_container.cc]' on a full disk
-            full = shutil.disk_usage(Path(f).parent).free < 2**20
-            if full: raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC)) from None
-            raise OSError(errno.EIO, f"write failed (is the disk full?): {str(e).splitlines()[0][:200]}") from None
+    "`torch.save` into a file opened here: a folder that refuses it gives Python's own `OSError`, not torch's words"
+    with open(f, 'wb') as fh: torch.save(obj, fh)
 
 def save_atomic(obj,  # anything `torch.save` takes
                 path, # destination file
@@ -962,24 +979,11 @@ def export_diffusers(run,  # a checkpoint or run folder of a `callback='ddpm'` r
     for old in out.parent.glob(f'.{out.name}.*.partial'): shutil.rmtree(old, ignore_errors=True)  # killed exports
     tmp = out.parent / f'.{out.name}.{os.getpid()}.partial'
     try:  # written beside `out`, then renamed: `out` is a whole pipeline or absent, never half of one
-        try: DDPMPipeline(unet=diffusers_unet(model, cfg), scheduler=sched).save_pretrained(tmp)
-        except Exception as e:
-            if as_os_error(e, out) is e: raise  # not a failed write: as it came
-            raise as_os_error(e, out) from None
+        with os_errors(out): DDPMPipeline(unet=diffusers_unet(model, cfg), scheduler=sched).save_pretrained(tmp)
         if cfg.model == 'tiny': _add_module(tmp)
         os.replace(tmp, out)  # onto an absent or empty folder
     finally: shutil.rmtree(tmp, ignore_errors=True)
     return out
-
-# %% ../nbs/09_runs.ipynb #e3f79328
-def as_os_error(e:Exception, # what a library raised while writing
-                path,        # the file or folder being written
-               )->Exception:
-    ("`e` as an `OSError` naming `path` where it reports one in its text (safetensors raises `SafetensorError` "
-     "'… (os error 28)' on a full disk), else `e` itself")
-    if isinstance(e, OSError): return OSError(e.errno, e.strerror or str(e), str(path))
-    m = re.search(r'\(os error (\d+)\)', str(e))
-    return OSError(int(m[1]), os.strerror(int(m[1])), str(path)) if m else e
 
 def _add_module(folder):
     "The TinyUNet class comes with the folder, in `unet/`, and `model_index.json` names that file"

@@ -304,6 +304,19 @@ def test_sample_never_overwrites_its_checkpoint(run_dir):
     assert 'already exists' in err.getvalue()
     assert (run_dir / 'model.pt').read_bytes() == before
 
+def test_sample_refuses_a_diverged_checkpoint(run_dir, tmp_path):
+    "A run whose weights hold NaN (diverged, or tampered with): `sample` names the step where the network broke down"
+    from diffnotes.runs import load_checkpoint
+    ck = load_checkpoint(run_dir)
+    weights = [*ck['model'].values(), *ck['ema'].get('shadow_params', [])]  # the raw weights and their average
+    for t in weights:
+        if t.is_floating_point(): t.fill_(NAN)
+    torch.save(ck, tmp_path / 'model.pt')
+    with contextlib.redirect_stderr(io.StringIO()) as err, contextlib.redirect_stdout(io.StringIO()):
+        with pytest.raises(SystemExit) as e: main(['sample', str(tmp_path / 'model.pt'), '--out', str(tmp_path / 's')])
+    assert e.value.code == 2 and "the model's output is not finite" in err.getvalue(), err.getvalue()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['model.pt']  # nothing written
+
 def test_fid_refuses_nan_and_n_boot(run_dir, tmp_path):
     x = torch.load(run_dir / 'samples.pt'); x[0, 0, 0, 0] = NAN; torch.save(x, tmp_path / 'nan.pt')
     for argv, phrase in ((['--samples', str(tmp_path / 'nan.pt')], '`--samples`'), (['--samples', str(run_dir / 'samples.pt'), '--n-boot', '0'], '`--n-boot`')):
@@ -518,7 +531,7 @@ def test_symlink_loop_ends_and_counts_each_image_once(tmp_path):
 def table():
     "The rows of this file by class of fault: the parametrized tables, and the single cases as one row each"
     return {'API arguments': len(API), 'command-line options': len(CLI) + len(SAMPLE) + 1,  # + fid's NaN and --n-boot
-            'malformed checkpoints': len(MALFORMED) + len(RESUME) + 1,                  # + an empty checkpoint
+            'malformed checkpoints': len(MALFORMED) + len(RESUME) + 2,                  # + an empty one, a diverged one
             'hostile archives': len(ARCHIVES) * len(MALFORMED_CMDS),
             'the filesystem': len(FILESYSTEM) + len(DISK) + 1,                          # + sample never overwrites its input
             'image folders': len(FOLDERS) + 1}                                          # + the symlink loop
