@@ -38,7 +38,8 @@ class DiffusionLoss:
     def per_sample(self, pred, target, w, r, *vlb):
         "Per-sample losses before the importance weights `r`; `vlb` is `(x0, x_t, t)` for a learned variance"
         m = w * mse_per_sample(pred.chunk(2, dim=1)[0] if vlb else pred, target)
-        return m + vlb_term(pred, *vlb, self.sched, self.objective, self.lambda_vlb) if vlb else m
+        # unchecked: reading the variance channels would sync the host per batch, and `NaNGuard` names a NaN loss
+        return m + vlb_term(pred, *vlb, self.sched, self.objective, self.lambda_vlb, check=False) if vlb else m
     def __call__(self, pred, target, w, r, *vlb): return (r * self.per_sample(pred, target, w, r, *vlb)).mean()
 
 # %% ../nbs/06_callbacks.ipynb #e3ee4434
@@ -58,6 +59,9 @@ class DiffusionCallback(Callback):
                  p_uncond:float=0.1,            # class-conditional models: chance of the null class in training
                  n_classes:int=None,            # classes of a conditional model (default: the model's `n_classes`)
                 ):
+        if weight is not None and not callable(weight):
+            raise ValueError(f"`weight` must be None or a callable SNR → weight (e.g. `min_snr_weights`); "
+                             f"got {weight!r}")
         self.sched, self.objective, self.weight, self.valid_seed = sched, check_objective(objective), weight, valid_seed
         self.t_sampler, self.learn_variance, self._vtab = t_sampler, learn_variance, None
         self.lambda_vlb = check_range(lambda_vlb, 'lambda_vlb', 0, hi_open=True)

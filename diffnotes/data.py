@@ -6,11 +6,12 @@ Docs: https://diffnotes.github.io/diffnotes/data.html.md"""
 
 # %% auto #0
 __all__ = ['FASHION_CLASSES', 'read_idx', 'load_fashion_mnist', 'build_embedded', 'embedded_path', 'load_embedded',
-           'to_model_scale', 'ImageTensors', 'tensor_dls', 'embedded_dls', 'get_dls', 'image_files',
-           'unreadable_images']
+           'to_model_scale', 'ImageTensors', 'tensor_dls', 'embedded_dls', 'get_dls', 'image_files', 'scan_images',
+           'unreadable_images', 'class_names', 'describe_data']
 
 # %% ../nbs/05_data.ipynb #51c70ae3
 import gzip, os, zlib
+from collections import Counter
 from functools import partial
 from pathlib import Path
 import numpy as np
@@ -198,6 +199,18 @@ def embedded_dls(n:int=6000,    # training images: a multiple of 10 in [10, 6000
 # %% ../nbs/05_data.ipynb #c6692e46
 def _is_fmnist_folder(p): return any((Path(p) / (_fmnist_files['x_train'] + s)).exists() for s in ('', '.gz'))
 
+# %% ../nbs/05_data.ipynb #96a7ae49
+def _fmnist_info(data, d, size, labels):
+    "What `get_dls` loaded from Fashion-MNIST arrays `d`, for `describe_data`"
+    n = len(d['x_train']) + len(d['x_test'])
+    h, w = d['x_train'].shape[1:]
+    counts = np.bincount(d['y_train'], minlength=10) + np.bincount(d['y_test'], minlength=10)
+    src = {'embedded': 'Fashion-MNIST (embedded subset)', 'full': 'Fashion-MNIST (downloaded)'}.get(data, str(data))
+    return dict(source=src, n_train=len(d['x_train']), n_valid=len(d['x_test']), split='its test set',
+                classes=dict(zip(FASHION_CLASSES, counts.tolist())) if labels else None,
+                sizes={f'{w}×{h}': n}, n_sizes=1, modes={'L': n}, channels=1, converted={},
+                fit=f'kept at {w}×{h}' if size == h == w else f'padded to {size}×{size}', skipped=[])
+
 # %% ../nbs/05_data.ipynb #2d0dd89f
 def get_dls(data='embedded',   # 'embedded', 'full', a folder of Fashion-MNIST idx files, or a folder of images
             bs:int=128,        # batch size
@@ -210,16 +223,20 @@ def get_dls(data='embedded',   # 'embedded', 'full', a folder of Fashion-MNIST i
             skip_bad:bool=False, # image folders: leave out images that cannot be read (default: refuse, naming them)
            )->DataLoaders:
     ("fastai `DataLoaders` of images in [-1, 1], shape (bs, channels, size, size); batches are 1-tuples, "
-     "or (images, labels) pairs with `labels`, and `dls.c` counts the classes")
+     "or (images, labels) pairs with `labels`, `dls.c` counts the classes, `dls.data_info` records what was loaded")
     if isinstance(bs, bool) or not isinstance(bs, int) or bs < 1:
         raise ValueError(f"`bs` must be an integer in [1, inf); got {bs!r}")
     if isinstance(valid_pct, bool) or not isinstance(valid_pct, (int, float)) or not 0 < valid_pct < 1:
         raise ValueError(f"`valid_pct` must be a number in (0, 1); got {valid_pct!r}")
+    if not isinstance(data, (str, os.PathLike)):
+        raise ValueError(f"`data` must be 'embedded', 'full' or a folder path; got {data!r}")
     if data in ('embedded', 'full') or _is_fmnist_folder(data):
         if channels != 1: raise ValueError(f"`channels` must be 1 for Fashion-MNIST (grey images); got {channels}")
         d = load_embedded() if data == 'embedded' else load_fashion_mnist(None if data == 'full' else data)
         lbl = dict(y_train=d['y_train'], y_valid=d['y_test'], vocab=FASHION_CLASSES) if labels else {}
-        return tensor_dls(d['x_train'], d['x_test'], bs, size, device, num_workers, **lbl)
+        dls = tensor_dls(d['x_train'], d['x_test'], bs, size, device, num_workers, **lbl)
+        dls.data_info = _fmnist_info(data, d, size, labels)
+        return dls
     return _folder_dls(data, bs, size, channels, valid_pct, device, num_workers, labels, skip_bad)
 
 # %% ../nbs/05_data.ipynb #5b2ece47
@@ -243,16 +260,62 @@ def image_files(path, # a folder
             elif e.is_file() and os.path.splitext(e.name)[1].lower() in image_extensions: found.append(Path(e.path))
     return sorted(found)
 
-def unreadable_images(files)->list:
-    "The files of `files` that PIL cannot open or verify"
+# %% ../nbs/05_data.ipynb #94a7753d
+def scan_images(files, # image files, e.g. from `image_files`
+               )->dict:
+    "One pass with PIL: each file's `(width, height, mode)`, or None where PIL cannot open or verify it"
     from PIL import Image
-    bad = []
+    found = {}
     for f in files:
         try:
-            with Image.open(f) as im: im.verify()
-        except Exception: bad.append(f)  # PIL raises many kinds for a broken file
-    return bad
+            with Image.open(f) as im:
+                found[f] = (*im.size, im.mode)  # from the header, before `verify` reads the rest
+                im.verify()
+        except Exception: found[f] = None  # PIL raises many kinds for a broken file
+    return found
 
+def unreadable_images(files)->list:
+    "The files of `files` that PIL cannot open or verify"
+    return [f for f, v in scan_images(files).items() if v is None]
+
+# %% ../nbs/05_data.ipynb #7298d978
+def _fit(sizes, size):
+    "What fastai's `Resize(size)` (its default, crop) does to images of `sizes`, (width, height) pairs"
+    if set(sizes) == {(size, size)}: return f'kept at {size}×{size}'
+    if all(w == h for w, h in sizes): return f'resized to {size}×{size}'
+    return f'resized and cropped to {size}×{size} (a random crop in training, the centre in validation)'
+
+def _folder_info(path, files, scan, n_train, n_valid, split, size, channels, labels, bad):
+    "What `get_dls` found in an image folder and did to it, for `describe_data`: facts of the one `scan_images` pass"
+    modes, sizes = Counter(scan[f][2] for f in files), Counter(scan[f][:2] for f in files)
+    classes = dict(sorted(Counter(f.parent.name for f in files).items())) if labels else None  # fastai's vocab order
+    want = 'L' if channels == 1 else 'RGB'
+    return dict(source=str(path), n_train=n_train, n_valid=n_valid, split=split, classes=classes,
+                sizes={f'{w}×{h}': n for (w, h), n in sizes.most_common(3)}, n_sizes=len(sizes),
+                modes=dict(modes.most_common()), channels=channels,
+                converted={m: n for m, n in modes.most_common() if m != want},
+                fit=_fit(sizes, size), skipped=[str(f.relative_to(path)) for f in bad])
+
+# %% ../nbs/05_data.ipynb #8d1ac06b
+def _check_classes(path, files, train_idx, tops):
+    "Refuse class folders a conditional model cannot learn from: images outside one, empty, one image, none in training"
+    where = f"`data` {path}: with `labels`"
+    loose = [f for f in files if f.parent in tops]
+    if loose: raise ValueError(f"{where} each image must sit in a class folder (CLASS/image.png); "
+                               f"{len(loose)} do not ({loose[0].relative_to(path)})")
+    held = {a.resolve() for a in {a for f in files for a in f.parents}}  # each folder resolved once
+    empty = sorted(d for p in {f.parent.parent for f in files} for d in p.iterdir()
+                   if d.is_dir() and not d.name.startswith('.') and d.resolve() not in held)
+    if empty:
+        raise ValueError(f"{where} each class folder needs at least 2 images; {empty[0].relative_to(path)} has none")
+    counts = Counter(f.parent.name for f in files)
+    few = sorted(c for c, n in counts.items() if n < 2)
+    if few: raise ValueError(f"{where} each class folder needs at least 2 images; {few[0]!r} has 1")
+    untrained = sorted(set(counts) - {files[i].parent.name for i in train_idx})
+    if untrained: raise ValueError(f"{where} each class needs training images; {untrained[0]!r} has only "
+                                   f"validation images ({counts[untrained[0]]})")
+
+# %% ../nbs/05_data.ipynb #b52d8322
 def _listed(files, path): return files  # `get_items` for a list found once (a partial of it pickles)
 
 def _folder_dls(path, bs, size, channels, valid_pct, device, num_workers, labels=False, skip_bad=False):
@@ -264,18 +327,64 @@ def _folder_dls(path, bs, size, channels, valid_pct, device, num_workers, labels
     if channels not in (1, 3): raise ValueError(f"`channels` must be 1 or 3; got {channels}")
     files = image_files(path)
     if not files: raise ValueError(f"`data` {path}: no images found in it (.png, .jpg, … in it or its subfolders)")
-    bad = unreadable_images(files)
+    scan = scan_images(files)
+    bad = [f for f in files if scan[f] is None]
     if bad and not skip_bad:
         names = ', '.join(str(f.relative_to(path)) for f in bad[:5]) + (', …' if len(bad) > 5 else '')
         raise ValueError(f"`data` {path}: {len(bad)} of {len(files)} images cannot be read ({names}); "
                          "remove them, or pass `skip_bad` to leave them out")
-    files = [f for f in files if f not in set(bad)]
+    files = [f for f in files if scan[f] is not None]
     if not files: raise ValueError(f"`data` {path}: none of its images can be read")
     valid = next((v for v in ('valid', 'val') if (path / v).is_dir()), None)
-    splitter = (GrandparentSplitter('train', valid) if valid and (path / 'train').is_dir()
-                else RandomSplitter(valid_pct, seed=42))
+    by_folder = bool(valid) and (path / 'train').is_dir()
+    splitter = GrandparentSplitter('train', valid) if by_folder else RandomSplitter(valid_pct, seed=42)
+    train_idx, valid_idx = splitter(files)  # seeded: the split the `DataBlock` makes below
+    if labels: _check_classes(path, files, train_idx, {path / 'train', path / valid} if by_folder else {path})
     img = ImageBlock(PILImageBW if channels == 1 else PILImage)
     dblock = DataBlock(blocks=(img, CategoryBlock) if labels else (img,), get_items=partial(_listed, files),
                        get_y=parent_label if labels else None, splitter=splitter, item_tfms=Resize(size),
                        batch_tfms=Normalize.from_stats([0.5] * channels, [0.5] * channels))
-    return dblock.dataloaders(path, bs=bs, device=device, num_workers=num_workers)
+    dls = dblock.dataloaders(path, bs=bs, device=device, num_workers=num_workers)
+    split = f'the train/ and {valid}/ folders' if by_folder else f'{valid_pct:.0%} held out at random'
+    dls.data_info = _folder_info(path, files, scan, len(train_idx), len(valid_idx), split, size, channels, labels, bad)
+    return dls
+
+# %% ../nbs/05_data.ipynb #55424ebc
+def class_names(dls, # DataLoaders, e.g. from `get_dls`
+               )->list:
+    "The class names in label order (`FASHION_CLASSES`, or an image folder's class folders, sorted); None if unlabelled"
+    c = getattr(dls, 'c', None)
+    vocab = getattr(dls, 'vocab', None) if isinstance(c, int) and not isinstance(c, bool) else None
+    return None if vocab is None else [str(v) for v in vocab]
+
+# %% ../nbs/05_data.ipynb #76386bdb
+def _few(items, k=8):
+    "The first `k` of `items` joined by commas, and how many there are in all when there are more"
+    items = list(items)
+    return ', '.join(items[:k]) + (f', … ({len(items)} in all)' if len(items) > k else '')
+
+def _seen(dls):
+    "A record for `DataLoaders` that `get_dls` did not make: what they expose"
+    n = lambda ds: len(ds) if hasattr(ds, '__len__') else '?'
+    names = class_names(dls)
+    return dict(source=f'{type(dls).__name__} made elsewhere', n_train=n(dls.train_ds), n_valid=n(dls.valid_ds),
+                split='as given', classes=None if names is None else dict.fromkeys(names))
+
+def describe_data(dls, # DataLoaders, e.g. from `get_dls`
+                 )->str:
+    "A few lines on what `dls` hold: images and split, classes and counts, sizes and modes found, what was done"
+    i = getattr(dls, 'data_info', None) or _seen(dls)
+    total = i['n_train'] + i['n_valid'] if isinstance(i['n_train'], int) and isinstance(i['n_valid'], int) else '?'
+    lines = [f"{i['source']}: {total} images, {i['n_train']} to train and {i['n_valid']} to validate ({i['split']})"]
+    cl = i['classes']
+    lines.append('no labels' if cl is None else f"{len(cl)} classes: " +
+                 _few((k if v is None else f'{k} {v}' for k, v in cl.items()), 10))
+    if 'sizes' not in i: return '\n'.join(lines)
+    more = f" of {i['n_sizes']} sizes" if i['n_sizes'] > len(i['sizes']) else ''
+    lines.append(f"found {_few(f'{s} ({n})' for s, n in i['sizes'].items())}{more}; "
+                 f"modes {_few(f'{m} ({n})' for m, n in i['modes'].items())}")
+    conv = _few(f'{n} {m}' for m, n in i['converted'].items())
+    to = 'grey (L)' if i['channels'] == 1 else 'RGB'
+    lines.append(f"loaded as {to}" + (f" ({conv} images converted)" if conv else '') + f"; {i['fit']}")
+    if i['skipped']: lines.append(f"left out, unreadable (`skip_bad`): {_few(i['skipped'], 10)}")
+    return '\n'.join(lines)

@@ -21,6 +21,9 @@ def _check_batch(x, t, xname='x0'):
     if not torch.is_floating_point(x):
         raise ValueError(f"`{xname}` must be a floating-point tensor of images; got {x.dtype}")
     if len(x) == 0: raise ValueError(f"`{xname}` must hold at least one image; got an empty batch")
+    if not torch.is_tensor(t) or t.dtype == torch.bool:
+        got = 'a bool tensor' if torch.is_tensor(t) else type(t).__name__
+        raise ValueError(f"`t` must be a tensor of integer steps or floating-point times, one per image; got {got}")
     if t.ndim != 1 or len(t) != len(x):
         raise ValueError(f"`t` must have one entry per image: shape ({len(x)},); got {tuple(t.shape)}")
 
@@ -221,9 +224,11 @@ def as_schedule(sched, # a `DiffusionSchedule`, β's (discrete), or an ᾱ(t) fu
 def learned_range_log_variance(v,     # the model's variance channels, shape (B, C, ...), nominally in [-1, 1]
                                t,     # integer steps, shape (B,)
                                sched, # a `DiffusionSchedule` (or β's)
+                               check:bool=True, # refuse a non-finite `v` (on the CPU only: no host sync)
                               ):
     "log σ² = ½(v+1)·log β_t + ½(1−v)·log β̃_t (clipped): Improved DDPM's LEARNED_RANGE"
     _check_batch(v, t, 'v')
+    if check: check_range(v.detach(), 'v', -math.inf, math.inf, lo_open=True, hi_open=True)  # skips accelerators
     sched = as_schedule(sched)
     lo, hi = (bcast(sched.lookup(k, t), v, cast=False) for k in ('post_logvar', 'log_betas'))
     frac = (v.to(torch.promote_types(v.dtype, torch.float32)) + 1) / 2
@@ -269,6 +274,7 @@ def model_mean_logvar(out,             # model output: the objective's channels 
                       sched,           # a `DiffusionSchedule` (or β's)
                       objective='eps', # what the first half of `out` predicts
                       clip_x0=False,   # clamp the implied x0 to [-1, 1] (for sampling)
+                      check:bool=True, # refuse non-finite variance channels (on the CPU only: no host sync)
                      ):
     "Mean and log variance of p(x_{t−1} | x_t) for a LEARNED_RANGE model; also returns the implied x0"
     if out.shape[1] != 2 * x_t.shape[1]:
@@ -278,7 +284,7 @@ def model_mean_logvar(out,             # model output: the objective's channels 
     x0_hat, _ = x0_eps_from_pred(pred, x_t, bcast(sched.lookup('abar', t), x_t, cast=False), objective)
     if clip_x0: x0_hat = x0_hat.clamp(-1, 1)
     c0, ct = (bcast(sched.lookup(k, t), x_t) for k in ('c0', 'ct'))
-    return c0 * x0_hat + ct * x_t, learned_range_log_variance(v, t, sched), x0_hat
+    return c0 * x0_hat + ct * x_t, learned_range_log_variance(v, t, sched, check), x0_hat
 
 # %% ../nbs/02_diffusion.ipynb #9783107a
 def vlb_term(out,              # model output with 2×C channels
@@ -288,6 +294,7 @@ def vlb_term(out,              # model output with 2×C channels
              sched,            # a `DiffusionSchedule` (or β's)
              objective='eps',  # what the first half of `out` predicts
              lambda_vlb=0.001, # λ: weight of the full bound T·L_t
+             check:bool=True,  # refuse non-finite variance channels (on the CPU; a training loop passes False)
             ):
     ("Per-sample λ·T·L_t in bits/dim, the mean taken as fixed (detached) so that only the variance channels "
      "learn from it")
@@ -295,7 +302,7 @@ def vlb_term(out,              # model output with 2×C channels
     if out.shape[1] != 2 * x_t.shape[1]:
         raise ValueError(f"a learned-variance model must output 2×{x_t.shape[1]} channels; got {out.shape[1]}")
     pred, v = out.chunk(2, dim=1)
-    mean, logvar, _ = model_mean_logvar(torch.cat([pred.detach(), v], 1), x_t, t, sched, objective)
+    mean, logvar, _ = model_mean_logvar(torch.cat([pred.detach(), v], 1), x_t, t, sched, objective, check=check)
     return lambda_vlb * sched.n_train_steps * vb_terms_bpd(mean, logvar, x0, x_t, t, sched)
 
 # %% ../nbs/02_diffusion.ipynb #2d9294ac

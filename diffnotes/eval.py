@@ -136,10 +136,11 @@ def frechet_distance(mu1, sigma1, # mean (d,) and covariance (d, d) of the first
                     )->float:
     "‖μ1 − μ2‖² + tr Σ1 + tr Σ2 − 2 tr (Σ1Σ2)^½, in float64 and at least 0; a `ValueError` for bad statistics"
     mu1, sigma1, mu2, sigma2 = (torch.as_tensor(t).double() for t in (mu1, sigma1, mu2, sigma2))
-    d = mu1.shape[-1]
-    if mu1.shape != (d,) or mu2.shape != (d,) or sigma1.shape != (d, d) or sigma2.shape != (d, d):
-        raise ValueError("the means must have shape (d,) and the covariances (d, d); "
-                         f"got {[tuple(t.shape) for t in (mu1, sigma1, mu2, sigma2)]}")
+    shapes = [tuple(t.shape) for t in (mu1, sigma1, mu2, sigma2)]
+    d = mu1.shape[0] if mu1.ndim == 1 else 0
+    if d < 1 or shapes != [(d,), (d, d), (d,), (d, d)]:
+        raise ValueError(f"`mu1` and `mu2` must have shape (d,), d ≥ 1, and `sigma1` and `sigma2` (d, d); "
+                         f"got {shapes}")
     prod = sigma1 @ sigma2
     if not all(torch.isfinite(t).all() for t in (mu1, mu2, prod)):
         raise ValueError("the feature statistics must be finite; got NaN or inf")
@@ -159,6 +160,7 @@ def check_images(x,            # what should be images
     if not x.is_floating_point(): raise ValueError(f"{want}; got dtype {x.dtype}")
     if x.ndim != 4 or tuple(x.shape[1:]) != (1, 32, 32) or len(x) < 2:
         raise ValueError(f"{want}; got shape {tuple(x.shape)}")
+    if x.is_meta: raise ValueError(f"{want}; got a meta tensor, which holds no values")
     bad = ~torch.isfinite(x) | (x.abs() > 1 + 1e-3)
     if bool(bad.any()):
         raise ValueError(f"{want}; got {int(bad.sum())} value(s) outside, e.g. {x[bad].flatten()[0].item():.4g}")

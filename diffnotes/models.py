@@ -15,9 +15,13 @@ import torch.nn.functional as F
 from diffusers import UNet2DModel
 
 # %% ../nbs/04_models.ipynb #7f550267
+def _plain(v):
+    "`v` as a plain `torch.Tensor` if it is a subclass (fastai's `TensorImage`, `TensorCategory`, …), sharing memory"
+    return v.as_subclass(torch.Tensor) if isinstance(v, torch.Tensor) and type(v) is not torch.Tensor else v
+
 def _scale_t(t, x, t_scale):
     "Integer steps unchanged, continuous t ∈ [0, 1] times `t_scale`; one value per image of `x`"
-    t = torch.as_tensor(t, device=x.device)
+    t = _plain(torch.as_tensor(t, device=x.device))
     if t.ndim == 0: t = t.expand(len(x))
     return t * t_scale if t.is_floating_point() else t
 
@@ -36,7 +40,7 @@ def _labels(y, x, n_classes):
             raise ValueError("`y`: this model is unconditional (`n_classes` None); call it as model(x, t)")
         return None
     if y is None: return torch.full((len(x),), n_classes, device=x.device, dtype=torch.long)
-    y = torch.as_tensor(y, device=x.device)
+    y = _plain(torch.as_tensor(y, device=x.device))
     if y.is_floating_point() or y.is_complex() or y.dtype == torch.bool:
         raise ValueError(f"`y` must hold integer class labels; got {y.dtype}")
     return y.long().expand(len(x)) if y.ndim == 0 else y.long()
@@ -65,7 +69,7 @@ class UNet(UNet2DModel):
         self.t_scale, self.n_classes = t_scale, n_classes
     def forward(self, x, t, y=None):
         "Predict from noised images `x` at times `t`, of classes `y` (None: the null class, or an unconditional model)"
-        y = _labels(y, x, self.n_classes)
+        x, y = _plain(x), _labels(y, x, self.n_classes)
         return super().forward(x, _scale_t(t, x, self.t_scale), class_labels=y).sample
     def __getattr__(self, name):
         "Config keys as diffusers gives them; any other missing name raises `AttributeError`, not `KeyError`"
@@ -142,7 +146,7 @@ from fastcore.basics import patch
 @patch
 def forward(self:TinyUNet, x, t, y=None):
     "Predict from noised images `x` at times `t`, of classes `y` (None: the null class, or an unconditional model)"
-    k = 2 ** len(self.pool)
+    x, k = _plain(x), 2 ** len(self.pool)
     if x.ndim != 4 or x.shape[1] != self.conv_in.in_channels or x.shape[-1] % k or x.shape[-2] % k:
         raise ValueError(f"`x` must be (B, {self.conv_in.in_channels}, H, W) with H and W multiples of {k}; "
                          f"got {tuple(x.shape)}")
@@ -194,7 +198,7 @@ def standalone_source()->str:
             'from diffusers import ModelMixin, ConfigMixin',
             'from diffusers.configuration_utils import register_to_config',
             'from diffusers.models.unets.unet_2d import UNet2DOutput', '']
-    objs = (m._scale_t, m._n_embeds, m._labels, m._check_widths, m.timestep_embedding, m.ResBlock, m.TinyUNet)
+    objs = (m._plain, m._scale_t, m._n_embeds, m._labels, m._check_widths, m.timestep_embedding, m.ResBlock, m.TinyUNet)
     parts = [inspect.getsource(o) for o in objs]
     fwd = inspect.getsource(m.TinyUNet.forward)
     if not fwd.startswith('@patch\n'): raise RuntimeError("`TinyUNet.forward` is expected to be attached by `@patch`")

@@ -12,6 +12,7 @@ __all__ = ['uniform_steps', 'uniform_t', 'lognormal_sigma', 'LossSecondMomentSam
 import re
 from itertools import accumulate, repeat
 import torch
+from .checks import check_int
 from .schedules import check_range, check_steps, abar_from_betas
 
 # %% ../nbs/03_timesteps.ipynb #9974707f
@@ -21,7 +22,8 @@ def uniform_steps(batch_size:int,  # number of steps to draw
                   generator=None,  # `torch.Generator` for reproducible draws
                  )->torch.Tensor:
     "Integer steps drawn uniformly from [0, `n_train_steps`), shape (`batch_size`,)"
-    return torch.randint(0, check_steps(n_train_steps), (batch_size,), device=device, generator=generator)
+    batch_size, n_train_steps = check_int(batch_size, 'batch_size'), check_steps(n_train_steps)
+    return torch.randint(0, n_train_steps, (batch_size,), device=device, generator=generator)
 
 # %% ../nbs/03_timesteps.ipynb #396c4099
 def uniform_t(batch_size:int, # number of times to draw
@@ -29,7 +31,7 @@ def uniform_t(batch_size:int, # number of times to draw
               generator=None, # `torch.Generator` for reproducible draws
              )->torch.Tensor:
     "Continuous times drawn uniformly from [0, 1), shape (`batch_size`,)"
-    return torch.rand(batch_size, device=device, generator=generator)
+    return torch.rand(check_int(batch_size, 'batch_size'), device=device, generator=generator)
 
 # %% ../nbs/03_timesteps.ipynb #a28a32e6
 def lognormal_sigma(batch_size:int,     # number of noise levels to draw
@@ -41,6 +43,7 @@ def lognormal_sigma(batch_size:int,     # number of noise levels to draw
     "Noise levels σ = exp(P_mean + P_std·z), z ~ N(0, 1), shape (`batch_size`,), as EDM trains"
     check_range(p_mean, 'p_mean', -20, 20)
     check_range(p_std, 'p_std', 0, 20, lo_open=True)
+    batch_size = check_int(batch_size, 'batch_size')
     return (p_mean + p_std * torch.randn(batch_size, device=device, generator=generator)).exp()
 
 # %% ../nbs/03_timesteps.ipynb #60ebec83
@@ -76,6 +79,7 @@ def sample(self:LossSecondMomentSampler, batch_size:int, # number of steps to dr
            generator=None, # `torch.Generator` for reproducible draws (on the history's device)
           ):
     "Draw `batch_size` steps from `probs`; returns `(t, weights)` with weights 1/(T·p_t)"
+    batch_size = check_int(batch_size, 'batch_size')
     p = self.probs()
     t = torch.multinomial(p, batch_size, replacement=True, generator=generator)
     w = 1 / (self.n_train_steps * p[t])

@@ -26,6 +26,8 @@ def continuous_weights(abar:torch.Tensor, # ᾱ over the steps: in [0, 1), stric
                       )->torch.Tensor:
     "λ_t = −SNR_t / (SNR_t − SNR_{t−1}) for a table of ᾱ, first entry repeated: the discrete −SNR/SNR′"
     abar = check_range(as_float(abar, 'abar'), 'abar', 0, 1, hi_open=True)
+    if abar.ndim != 1 or len(abar) < 2:  # λ_t compares neighbouring steps
+        raise ValueError(f"`abar` must be a 1-d table of at least 2 steps; got shape {tuple(abar.shape)}")
     if abar.device.type == 'cpu' and not bool((abar[1:] < abar[:-1]).all()):
         raise ValueError("`abar` must be strictly decreasing over the steps")
     s = snr(abar)
@@ -180,6 +182,8 @@ def weight_table(betas:torch.Tensor,      # β for each step
                 ):
     "A `pandas.DataFrame` of β, ᾱ, SNR, log SNR and the weights at `steps`"
     import pandas as pd
+    betas = check_betas(betas)
+    if len(betas) < 2: raise ValueError(f"`betas` must hold at least 2 steps to weight; got {len(betas)}")
     abar = abar_from_betas(betas)
     s, steps = snr(abar), list(steps)
     check_range(torch.tensor(steps), 'steps', 0, len(betas) - 1)

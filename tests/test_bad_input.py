@@ -11,14 +11,14 @@ from pathlib import Path
 import pytest, torch
 warnings.filterwarnings('ignore', message='`torch.jit.script` is deprecated')
 from diffnotes.schedules import linear_betas, cosine_betas, cosine_abar, abar_from_betas, snr, logsnr, check_betas, rescale_zero_terminal_snr
-from diffnotes.weights import p2_weights, min_snr_weights, eps_weight, eps_mse, continuous_weights, edm_weights, sigmoid_weights
-from diffnotes.diffusion import noisify, get_target, x0_eps_from_pred, DiffusionSchedule, hybrid_loss
-from diffnotes.timesteps import uniform_steps, LossSecondMomentSampler, space_timesteps, respace_betas
+from diffnotes.weights import p2_weights, min_snr_weights, eps_weight, eps_mse, continuous_weights, edm_weights, sigmoid_weights, weight_table
+from diffnotes.diffusion import noisify, get_target, x0_eps_from_pred, DiffusionSchedule, hybrid_loss, learned_range_log_variance
+from diffnotes.timesteps import uniform_steps, uniform_t, lognormal_sigma, LossSecondMomentSampler, space_timesteps, respace_betas
 from diffnotes.samplers import (ddim_step, ddpm_step, sampling_steps, ddim_sample, ddpm_sample, dpm_grid, dpm_solver_sample,
                                 euler_sample, heun_sample, karras_sigmas, Denoiser, ImageNoise, image_seed, SAMPLERS)
 from diffnotes.models import TinyUNet, timestep_embedding
 from diffnotes.data import to_model_scale, read_idx, get_dls
-from diffnotes.eval import ImageEval
+from diffnotes.eval import ImageEval, frechet_distance
 from diffnotes.runs import RunConfig, load_checkpoint, sample_from, build_model
 from diffnotes.callbacks import DDPMCallback, ContinuousDDPMCallback, NaNGuard, EMA
 from diffnotes.cli import main
@@ -72,12 +72,17 @@ API = [
     ('eps_weight snr=0 for x0', lambda: eps_weight(torch.ones(1), torch.zeros(1), 'x0'), ValueError, ['`snr`', '(0, inf]']),
     ('eps_mse snr<0', lambda: eps_mse(torch.ones(1), -torch.ones(1), 'v'), ValueError, ['`snr`', '[0, inf]']),
     ('continuous_weights increasing', lambda: continuous_weights(torch.tensor([0.5, 0.9])), ValueError, ['`abar`', 'decreasing']),
+    ('continuous_weights one step', lambda: continuous_weights(torch.tensor([0.5])), ValueError, ['`abar`', 'at least 2 steps']),
+    ('weight_table one step', lambda: weight_table(torch.tensor([0.5])), ValueError, ['`betas`', 'at least 2 steps']),
     # diffusion
     ('noisify int images', lambda: noisify(X.long(), T4, abar_from_betas(B)), ValueError, ['`x0`', 'floating-point']),
     ('noisify half the t', lambda: noisify(X, T4[:2], abar_from_betas(B)), ValueError, ['`t`', 'one entry per image']),
     ('noisify t=1000', lambda: noisify(X, T4 + 1, abar_from_betas(B)), ValueError, ['`t`', '[0, 1000)']),
     ('noisify empty batch', lambda: noisify(X[:0], T4[:0], abar_from_betas(B)), ValueError, ['`x0`', 'at least one image']),
     ('noisify noise shape', lambda: noisify(X, T4, abar_from_betas(B), X[:2]), ValueError, ['`noise`', 'shape']),
+    ('noisify bool tensor t', lambda: noisify(X, T4 > 500, abar_from_betas(B)), ValueError, ['`t`', 'integer steps or floating-point times', 'bool']),
+    ('noisify t=True', lambda: noisify(X, True, abar_from_betas(B)), ValueError, ['`t`', 'integer steps or floating-point times', 'bool']),
+    ('learned_range_log_variance NaN v', lambda: learned_range_log_variance(torch.full((4, 1, 8, 8), NAN), T4, B), ValueError, ['`v`', '(-inf, inf)']),
     ('schedule lookup t out of range', lambda: DiffusionSchedule(B).lookup('abar', T4 + 1), ValueError, ['`t`', '[0, 1000)']),
     ('schedule lookup name', lambda: DiffusionSchedule(B).lookup('alpha', T4), ValueError, ['`name`', "'abar'"]),
     ('schedule empty betas', lambda: DiffusionSchedule(torch.tensor([])), ValueError, ['`betas`', 'non-empty']),
@@ -87,6 +92,10 @@ API = [
     ('hybrid_loss one channel', lambda: hybrid_loss(X, X, X, T4, X, B), ValueError, ['2×1 channels']),
     # timesteps
     ('uniform_steps T=0', lambda: uniform_steps(4, 0), ValueError, ['`n_train_steps`', '[1, 1000000]']),
+    ('uniform_steps batch_size=-1', lambda: uniform_steps(-1, 1000), ValueError, ['`batch_size`', '[1, inf)']),
+    ('uniform_t batch_size=-1', lambda: uniform_t(-1), ValueError, ['`batch_size`', '[1, inf)']),
+    ('lognormal_sigma batch_size=-1', lambda: lognormal_sigma(-1), ValueError, ['`batch_size`', '[1, inf)']),
+    ('importance sampler sample(0)', lambda: LossSecondMomentSampler(10).sample(0), ValueError, ['`batch_size`', '[1, inf)']),
     ('importance sampler T=0', lambda: LossSecondMomentSampler(0), ValueError, ['`n_train_steps`', '[1, 1000000]']),
     ('importance sampler uniform_prob=2', lambda: LossSecondMomentSampler(10, uniform_prob=2.), ValueError, ['`uniform_prob`', '[0, 1]']),
     ('space_timesteps text', lambda: space_timesteps(10, 'ten'), ValueError, ['`section_counts`', 'ddimN']),
@@ -130,6 +139,8 @@ API = [
     ('to_model_scale size', lambda: to_model_scale(torch.zeros(2, 28, 28, dtype=torch.uint8), 16), ValueError, ['`size`', '28']),
     ('get_dls unknown data', lambda: get_dls('no/such/folder'), ValueError, ['`data`', "'embedded'"]),
     ('get_dls bs=0', lambda: get_dls(bs=0), ValueError, ['`bs`', '[1, inf)']),
+    ('get_dls data=123', lambda: get_dls(data=123), ValueError, ['`data`', "'embedded', 'full'"]),
+    ('get_dls data=None', lambda: get_dls(data=None), ValueError, ['`data`', "'embedded', 'full'"]),
     # evaluation
     ('fid NaN pixel', lambda: IE.fid(nan_imgs()), ValueError, ['`x`', '[-1, 1]']),
     ('fid inf pixel', lambda: IE.fid(IMGS + INF), ValueError, ['`x`', '[-1, 1]']),
@@ -138,6 +149,8 @@ API = [
     ('fid out of range', lambda: IE.fid(IMGS + 2), ValueError, ['`x`', '[-1, 1]']),
     ('kid NaN pixel', lambda: IE.kid(nan_imgs()), ValueError, ['`x`', '[-1, 1]']),
     ('bootstrap n_boot=0', lambda: IE.bootstrap(IMGS, 0), ValueError, ['`n_boot`', '[1, inf)']),
+    ('fid meta tensor', lambda: IE.fid(IMGS.to('meta')), ValueError, ['`x`', '(N, 1, 32, 32)', 'meta tensor']),
+    ('frechet_distance 0-d', lambda: frechet_distance(*[torch.tensor(1.)] * 4), ValueError, ['`mu1`', '(d,)', '`sigma1`', '(d, d)']),
     # runs
     ('RunConfig bs=0', lambda: RunConfig(bs=0), ValueError, ['`bs`', '[1, 65536]']),
     ('RunConfig epochs=-1', lambda: RunConfig(epochs=-1), ValueError, ['`epochs`', '[1, 100000]']),
@@ -164,6 +177,7 @@ API = [
     ('ddim_sample eps zero SNR', lambda: ddim_sample(TinyUNet(channels=(8, 16)), (2, 1, 32, 32), rescale_zero_terminal_snr(B), 2, progress=False), ValueError, ['`objective`', "'v' or 'x0'"]),
     ('dpm_solver_sample eps zero SNR', lambda: dpm_solver_sample(TinyUNet(channels=(8, 16)), (2, 1, 32, 32), rescale_zero_terminal_snr(B), 2, progress=False), ValueError, ['`objective`', 'zero terminal SNR']),
     ('DDPMCallback t_sampler', lambda: DDPMCallback(B, t_sampler='loss'), ValueError, ['`t_sampler`', "'importance'"]),
+    ('DDPMCallback weight=3', lambda: DDPMCallback(B, weight=3), ValueError, ['`weight`', 'None or a callable']),
     ('ContinuousDDPMCallback t_min=0', lambda: ContinuousDDPMCallback(t_min=0.), ValueError, ['`t_min`', '(0, 1)']),
     ('NaNGuard max_ratio=0.5', lambda: NaNGuard(max_ratio=0.5), ValueError, ['`max_ratio`', '(1, inf]']),
     ('sample_from steps>T', lambda: sample_from(M, RunConfig(channels=(8, 16)), 2, steps=2000), ValueError, ['`steps`', '[1, 1000]']),
@@ -242,14 +256,29 @@ CLI = [
     (['train', '--schedule', 'sigmoid'], ['`--schedule`', "'cosine', 'linear'"]),
     (['train', '--max-loss-ratio', '1'], ['`--max-loss-ratio`', '(1, inf]']),
     (['train', '--ema-decay', '1'], ['`--ema-decay`', '[0, 1)']),
-    (['export', 'no/such/run', 'out'], ['no checkpoint at']),
+    (['export', 'no/such/run', 'out'], ['`RUN` no/such/run', 'no such run folder or checkpoint']),
     (['tables', '--n-train-steps', '0'], ['`--n-train-steps`', '[2, 100000]']),
     (['tables', '--n-train-steps', '1'], ['`--n-train-steps`', '[2, 100000]']),
     (['train', '--in-channels', '2'], ['`--in-channels`', '(1, 3)']),
     (['train', '--in-channels', '3'], ['`--in-channels`', 'must be 1 for Fashion-MNIST']),
     (['sample', 'no/such/run', '--max-params', '0'], ['`--max-params`', '[1, inf)']),
     (['export', 'no/such/run', 'out', '--max-params', '-5'], ['`--max-params`', '[1, inf)']),
-    (['fid', '--samples', 'no/such.pt'], ['`--samples`', 'no such file']),
+    (['fid', '--samples', 'no/such.pt'], ['`SAMPLES`', 'no such file']),
+    (['fid', 'no/such.pt'], ['`SAMPLES`', 'no such file or run folder']),
+    (['sample', 'no/such/run'], ['`RUN` no/such/run', 'no such run folder or checkpoint']),
+    (['train', '--resume', 'no/such/run'], ['`--resume`', 'no checkpoint at']),
+    (['train', '--init', 'no/such/run'], ['`--init`', 'no checkpoint at']),
+    (['train', '--init', 'a', '--resume', 'b'], ['`--init`', '`--resume`', 'give one']),
+    (['train', '--config', 'no/such.json'], ['`--config`', 'no such file']),
+    (['train', '--num-workers', '-1'], ['`--num-workers`', '[0, 256]']),
+    (['train', '--num-workers', '1000'], ['`--num-workers`', '[0, 256]']),
+    (['train', '--device', 'gpu'], ['`--device`', 'cpu, cuda, cuda:N or mps']),
+    (['train', '--device', 'cuda:7'], ['`--device`', 'CUDA devices']),
+    (['train', '--keep', '-1'], ['`--keep`', '[0, 100000]']),
+    (['train', '--sample-every', '-1'], ['`--sample-every`', '[0, 100000]']),
+    (['train', '--logger', 'mlflow'], ['`--logger`', "'none', 'tensorboard', 'wandb'"]),
+    (['train', '--classes', 'a,b'], ['`--classes`', 'class-conditional']),
+    (['train', '--cond', '--classes', 'a,b'], ['`--classes`', 'names 2 classes', '10']),
 ]
 
 @pytest.mark.parametrize('argv,phrases', CLI, ids=[' '.join(a) for a, _ in CLI])
@@ -286,7 +315,11 @@ SAMPLE = [
     (['--label', '3'], ['`--label`', 'needs a class-conditional run']),
     (['--guidance', '2'], ['`--guidance` and `--interval` need a class-conditional run (trained with `--cond`)']),
     (['--interval', '0.3,3'], ['`--guidance` and `--interval` need a class-conditional run']),
-    (['--ema-length', '0.1'], ['`--ema-length`', 'has no post-hoc EMA snapshots']),
+    (['--ema-length', '0.1'], ['`--ema-length`', 'has no post-hoc EMA snapshots', '`--phema`']),
+    (['--eta', '0.5'], ['`--eta`', "'ddim' sampler only", "'ddpm'"]),
+    (['--eta', '0.5', '--sampler', 'heun'], ['`--eta`', "'ddim' sampler only", "'heun'"]),
+    (['--device', 'tpu'], ['`--device`', 'cpu, cuda, cuda:N or mps']),
+    (['--label', 'Dress'], ['`--label`', 'needs a class-conditional run']),
 ]
 
 @pytest.mark.parametrize('argv,phrases', SAMPLE, ids=[' '.join(a) for a, _ in SAMPLE])
@@ -319,7 +352,7 @@ def test_sample_refuses_a_diverged_checkpoint(run_dir, tmp_path):
 
 def test_fid_refuses_nan_and_n_boot(run_dir, tmp_path):
     x = torch.load(run_dir / 'samples.pt'); x[0, 0, 0, 0] = NAN; torch.save(x, tmp_path / 'nan.pt')
-    for argv, phrase in ((['--samples', str(tmp_path / 'nan.pt')], '`--samples`'), (['--samples', str(run_dir / 'samples.pt'), '--n-boot', '0'], '`--n-boot`')):
+    for argv, phrase in (([str(tmp_path / 'nan.pt')], '`SAMPLES`'), ([str(run_dir), '--n-boot', '0'], '`--n-boot`')):
         with contextlib.redirect_stderr(io.StringIO()) as err, pytest.raises(SystemExit) as e: main(['fid', *argv])
         assert e.value.code == 2 and phrase in err.getvalue(), err.getvalue()
 

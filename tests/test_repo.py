@@ -1,5 +1,5 @@
-"Repository-level checks: the README, its commands and the installed `diffnotes` command."
-import re, subprocess, sys
+"Repository-level checks: the README, its commands and its code, and the installed `diffnotes` command."
+import os, re, subprocess, sys, tomllib
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -14,6 +14,29 @@ def test_readme_opens_with_two_commands():
     assert len(cmds) == 2
     assert 'diffnotes ' in cmds[0] and 'nbdev-test' in cmds[1]
     assert (ROOT/'README.md').read_text().index('```sh') < 800  # below the title, the samples and one sentence
+
+def test_readme_says_where_to_get_diffnotes():
+    "The clone step and a notebook's install line, both from pyproject.toml's repository; CI's two commands stay two"
+    repo = tomllib.loads((ROOT/'pyproject.toml').read_text())['project']['urls']['Repository']
+    text = (ROOT/'README.md').read_text()
+    assert f"git clone {repo} && cd {repo.rsplit('/', 1)[1]}" in text
+    assert f'pip install -q "diffnotes @ git+{repo}"' in text
+    assert not any('git clone' in c for c in _readme_commands())
+
+def test_readme_code_pastes_into_the_python_prompt(tmp_path):
+    """The README's Python blocks, in order, typed into the plain `python` prompt in an empty folder, as a reader pastes
+    them: the prompt takes a compound statement only when a blank line ends it, and goes on after an error, so the
+    exit code alone says little. It trains one epoch."""
+    blocks = re.findall(r"^```python\n(.*?)^```", (ROOT/'README.md').read_text(), re.S | re.M)
+    assert len(blocks) >= 2 and 'import' in blocks[0]
+    env = {k: v for k, v in os.environ.items() if k not in ('PYTHONPATH', 'PYTHONSTARTUP')}
+    env.update(MPLBACKEND='Agg', OMP_NUM_THREADS=os.environ.get('OMP_NUM_THREADS', '2'))
+    p = subprocess.run([sys.executable, '-i'], input='\n'.join(blocks), cwd=tmp_path, capture_output=True, text=True,
+                       timeout=900, env=env)
+    assert p.returncode == 0, p.stderr[-3000:]
+    assert 'Traceback' not in p.stderr and 'SyntaxError' not in p.stderr, p.stderr[-3000:]
+    assert 'Warning' not in p.stderr, p.stderr[-3000:]  # nothing a reader would see as a warning
+    assert 'torch.Size([16, 1, 32, 32])' in p.stdout, p.stdout[-3000:]  # the output the README shows
 
 def test_readme_matches_index_notebook():
     r = subprocess.run([sys.executable, 'tools/readme.py', '--check'], cwd=ROOT, capture_output=True, text=True)
@@ -74,7 +97,7 @@ def test_import_graph_is_layered():
     assert ours['models'] == [] and ours['data'] == [] and ours['eval'] == ['data']
     assert ours['checks'] == [] and ours['config'] == ['checks']
     light = {e.split('.')[0] for m in ('checks', 'config') for e, _, own in imps[m] if not own}
-    assert light <= {'math', 'os', 'dataclasses', 'fastcore'}, light  # the light modules: no torch, fastai or NumPy
+    assert light <= {'math', 'os', 'json', 'dataclasses', 'fastcore'}, light  # the light modules: no torch, fastai or NumPy
     top = {e.split('.')[0] for e, _, own in _imports(top_level=True)['cli'] if not own}
     assert not top & {'torch', 'fastai', 'diffusers', 'numpy', 'matplotlib'}, top  # the command imports them in its commands
     assert max(floors.values()) <= 6, floors

@@ -36,7 +36,7 @@ def test_killed_run_resumes_bit_for_bit(tmp_path):
     assert max_dw(weights(tmp_path / 'full'), weights(tmp_path / 'killed')) == 0
     assert torch.equal(torch.load(tmp_path / 'full' / 'samples.pt'), torch.load(tmp_path / 'killed' / 'samples.pt'))
     r = run('train', '--resume', 'killed', '--n-train-steps', '500', cwd=tmp_path)
-    assert r.returncode == 2 and '`--n-train-steps` checkpoint 1000 vs now 500' in r.stderr, r.stderr[-2000:]
+    assert r.returncode == 2 and '`--n-train-steps` 1000 in the run, 500 given' in r.stderr, r.stderr[-2000:]
     r = run('train', '--out', 'full', '--epochs', '2', *TINY, cwd=tmp_path)
     assert r.returncode == 2 and 'already holds' in r.stderr
 
@@ -60,11 +60,11 @@ def test_sample_and_fid_commands(tmp_path):
     "The main job end to end, shrunk: train one epoch, sample from it with DDPM, score the samples"
     r = run('train', '--out', 'run', '--epochs', '1', *TINY, cwd=tmp_path)
     assert r.returncode == 0, r.stderr[-2000:]
-    assert {'model.pt', 'loss.png', 'samples.png', 'samples.pt'} == {p.name for p in (tmp_path / 'run').iterdir()}
+    assert {'model.pt', 'config.json', 'history.csv', 'loss.png', 'samples.png', 'samples.pt'} == {p.name for p in (tmp_path / 'run').iterdir()}
     r = run('sample', 'run', '--out', 'more', '--sampler', 'ddpm', '--steps', '10', '--n', '8', cwd=tmp_path)
     assert r.returncode == 0, r.stderr[-2000:]
     assert (tmp_path / 'more.png').exists() and torch.load(tmp_path / 'more.pt').shape == (8, 1, 32, 32)
-    r = run('fid', '--samples', 'run/samples.pt', '--n-boot', '10', cwd=tmp_path)
+    r = run('fid', 'run', '--n-boot', '10', cwd=tmp_path)  # a run folder: its samples
     assert r.returncode == 0, r.stderr[-2000:]
     assert re.search(r"FID [\d.]+ \(n=8, 95% CI [\d.]+–[\d.]+; real-data floor at n=8: [\d.]+\), KID", r.stdout), r.stdout
 
@@ -97,7 +97,7 @@ def test_numeric_names_stay_text(tmp_path):
     cfg = load_checkpoint(tmp_path / '2025')['config']
     assert (cfg['data'], cfg['channels']) == ('2024', [16]), cfg
     r = run('train', '--resume', '12345', cwd=tmp_path)
-    assert r.returncode == 2 and 'no checkpoint at 12345' in r.stderr and 'Traceback' not in r.stderr, r.stderr[-2000:]
+    assert r.returncode == 2 and '`--resume`: no checkpoint at 12345' in r.stderr and 'Traceback' not in r.stderr, r.stderr[-2000:]
 
 def test_conditional_run_killed_resumed_sampled_and_exported(tmp_path):
     "`train --cond` killed after its first checkpoint resumes bit for bit; `sample` draws the asked classes, guided; `export` says how"
@@ -124,6 +124,10 @@ def test_conditional_run_killed_resumed_sampled_and_exported(tmp_path):
     assert re.search(r'guidance 3: the evaluation classifier puts [\d.]+% of the 20 samples in their class', r.stdout), r.stdout
     r = run('sample', 'full', '--out', 'nine', '--label', '10', '--n', '2', cwd=tmp_path)
     assert r.returncode == 2 and '`--label` must be an integer in [0, 9]' in r.stderr, r.stderr[-2000:]
+    r = run('sample', 'full', '--label', 'Dress', '--n', '4', '--steps', '4', cwd=tmp_path)  # a class by its name
+    assert r.returncode == 0 and (tmp_path / 'full' / 'samples-ddpm-4-0-labelDress.pt').exists(), (r.stdout + r.stderr)[-2000:]
+    r = run('sample', 'full', '--help', cwd=tmp_path)
+    assert r.returncode == 0 and 'the classes of full for `--label`: 0 T-shirt/top, 1 Trouser' in ' '.join(r.stdout.split()), r.stdout[-1500:]
     r = run('export', 'full', 'pipe', cwd=tmp_path)
     assert r.returncode == 0 and 'a class-conditional U-Net (null class 10)' in r.stdout, (r.stdout + r.stderr)[-2000:]
     from diffusers import DDPMPipeline
@@ -146,3 +150,66 @@ def test_two_trains_into_one_folder(tmp_path):
     r = run('train', '--resume', 'run', cwd=tmp_path)
     assert r.returncode == 0 and 'which is gone; taking the folder over' in r.stdout, (r.stdout + r.stderr)[-2000:]
     assert not lock.exists()
+
+
+def _wait_for(path, p, timeout=300):
+    start = time.time()
+    while not path.exists() and time.time() - start < timeout and p.poll() is None: time.sleep(0.02)
+
+def test_ctrl_c_says_how_to_resume(tmp_path):
+    "A real SIGINT: exit 130, one line naming what was kept and the command that resumes; the resumed run says where"
+    p = subprocess.Popen([str(EXE), 'train', '--out', 'r', '--epochs', '3', *TINY], cwd=tmp_path,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    _wait_for(tmp_path / 'r' / 'model.pt', p)
+    p.send_signal(signal.SIGINT)
+    out, err = p.communicate(timeout=120)
+    assert p.returncode == 130, err[-3000:]
+    assert 'Traceback' not in err and len(err.strip().splitlines()) == 1, err[-3000:]
+    assert re.search(r'interrupted in epoch \d of 3; the checkpoint after epoch \d is kept: resume with '
+                     r'`diffnotes train --resume r`', err), err
+    r = run('train', '--resume', 'r', cwd=tmp_path)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert re.search(r'^resuming r at epoch \d of 3$', r.stdout, re.M), r.stdout
+    rows = (tmp_path / 'r' / 'history.csv').read_text().splitlines()
+    assert rows[0] == 'epoch,train_loss,valid_loss,time' and [l.split(',')[0] for l in rows[1:]] == ['0', '1', '2'], rows
+    before = (tmp_path / 'r' / 'samples.pt').read_bytes()
+    r = run('train', '--resume', 'r', cwd=tmp_path)  # a finished run: nothing to do, nothing redrawn
+    assert r.returncode == 0 and 'nothing left to train' in r.stdout and '--init r' in r.stdout, r.stdout
+    assert (tmp_path / 'r' / 'samples.pt').read_bytes() == before
+
+def test_ctrl_c_before_the_first_checkpoint(tmp_path):
+    "A SIGINT before anything is saved says so and leaves no run folder"
+    p = subprocess.Popen([str(EXE), 'train', '--out', 'r', '--epochs', '2', *TINY], cwd=tmp_path,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    _wait_for(tmp_path / 'r' / '.lock', p)
+    time.sleep(0.5)
+    p.send_signal(signal.SIGINT)
+    out, err = p.communicate(timeout=120)
+    assert p.returncode == 130 and 'nothing was' in err and 'Traceback' not in err, err[-3000:]
+    assert not (tmp_path / 'r' / 'model.pt').exists() and not (tmp_path / 'r' / 'history.csv').exists()
+
+def test_init_config_and_history(tmp_path):
+    "`--init` starts a new run from a finished one's weights, keeping its architecture; `config.json` and `--config` round trip"
+    r = run('train', '--out', 'a', '--epochs', '1', *TINY, '--keep', '1', '--keep-best', '--sample-every', '1', cwd=tmp_path)
+    assert r.returncode == 0, r.stderr[-3000:]
+    a = tmp_path / 'a'
+    assert {'best.pt', 'checkpoints', 'samples', 'config.json', 'history.csv'} <= {p.name for p in a.iterdir()}
+    assert [p.name for p in (a / 'checkpoints').iterdir()] == ['epoch-0001.pt'] and (a / 'samples' / 'epoch-0001.png').exists()
+    import json
+    cfg = json.loads((a / 'config.json').read_text())
+    assert cfg['channels'] == [8, 16] and cfg['seed'] == 3 and cfg['epochs'] == 1, cfg
+    assert len((a / 'history.csv').read_text().splitlines()) == 2
+    r = run('train', '--init', 'a', '--out', 'b', '--epochs', '1', '--lr', '1e-9', '--n-samples', '4', cwd=tmp_path)
+    assert r.returncode == 0, r.stderr[-3000:]
+    from diffnotes.runs import load_checkpoint
+    ck = load_checkpoint(tmp_path / 'b')
+    assert ck['config']['channels'] == [8, 16] and ck['config']['init'] == 'a' and ck['parent']['epochs_done'] == 1
+    assert max_dw(weights(a), ck['model']) < 1e-4  # it started from a's weights (and barely moved at lr 1e-9)
+    r = run('train', '--init', 'a', '--out', 'c', '--channels', '16,32', cwd=tmp_path)
+    assert r.returncode == 2 and "keeps the parent's architecture" in r.stderr and '`--channels`' in r.stderr, r.stderr[-2000:]
+    r = run('train', '--config', 'a/config.json', '--out', 'd', '--n-samples', '4', cwd=tmp_path)  # options given win
+    assert r.returncode == 0, r.stderr[-3000:]
+    d = json.loads((tmp_path / 'd' / 'config.json').read_text())
+    assert {k: v for k, v in d.items() if k != 'n_samples'} == {k: v for k, v in cfg.items() if k != 'n_samples'}
+    assert d['n_samples'] == 4
+    assert max_dw(weights(a), weights(tmp_path / 'd')) == 0  # the same configuration trains the same weights
