@@ -663,7 +663,7 @@ def log_cbs(cfg:RunConfig, # the run's configuration
     if not is_main(): return []
     need = {'tensorboard': 'tensorboard', 'wandb': 'wandb'}.get(cfg.logger)
     if need and importlib.util.find_spec(need) is None:
-        raise ValueError(f"`logger` {cfg.logger!r} needs the {need} package: pip install {need}")
+        raise ValueError(f"`logger` {cfg.logger!r} needs the {need} package: pip install \"diffnotes[{need}]\"")
     cbs = [RunLog(out, done)]
     if cfg.logger == 'tensorboard':
         from fastai.callback.tensorboard import TensorBoardCallback
@@ -835,7 +835,7 @@ def plot_quartiles(q,       # one row per epoch: the training loss in each quart
     for k in range(n):
         ax.plot(range(1, len(q) + 1), q[:, k], marker='.', label=f"t in [{k / n:.2f}, {(k + 1) / n:.2f})")
     ax.set(yscale='log', xlabel='epoch', title='training loss by quarter of t')
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc='upper left', bbox_to_anchor=(1.01, 1))  # outside: the curves span every epoch
     return ax
 
 def save_losses(learn, # a Learner whose `RunCheckpoint` holds the run's loss history
@@ -850,6 +850,7 @@ def save_losses(learn, # a Learner whose `RunCheckpoint` holds the run's loss hi
     fig, (ax, aq) = plt.subplots(1, 2, figsize=(11, 4), layout='constrained')
     r.plot_loss(skip_start=0, ax=ax)
     ax.set(yscale='log', title='training and validation loss (validation on fixed noise)')
+    ax.legend(fontsize=8, loc='upper left', bbox_to_anchor=(1.01, 1))  # fastai's inside the axes would cover the curves
     if h.get('quartiles'): plot_quartiles(h['quartiles'], aq)
     else: aq.set_axis_off()  # a checkpoint from before the quarters were recorded
     try: return write_atomic(path, partial(fig.savefig, dpi=100, format='png'))

@@ -171,7 +171,7 @@ def plot_weight_zoo(abar:torch.Tensor, # ᾱ over the steps
     for name, w in weight_zoo(abar).items(): ax.plot(x, w, '--' if name == 'VLB' else '-', label=name)
     ax.set(yscale='log', ylim=(1e-9, 1), xlabel='log SNR', ylabel='normalised weight relative to the bound',
            title=title)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc='upper left', bbox_to_anchor=(1.01, 1))  # outside: the curves fill the axes
     return ax
 
 # %% ../nbs/01_weights.ipynb #76493a5d

@@ -5,7 +5,7 @@ name the argument (or the command-line option) and what it allows, so a user can
 from the message alone. The command-line rows run `diffnotes.cli.main` in-process and expect exit
 status 2 with the message on stderr.
 """
-import contextlib, io, math, warnings
+import contextlib, io, math, shutil, warnings
 from functools import partial
 from pathlib import Path
 import pytest, torch
@@ -540,7 +540,24 @@ FOLDERS = [
     ('a truncated png', lambda d: _folder(d, 12, {'cut.png': b'\x89PNG\r\n\x1a\n' + b'\0' * 20}), [], ['cannot be read (x/cut.png)']),
     ('only broken images', lambda d: _folder(d, 0, {'a.png': b'junk', 'b.jpg': b'junk'}), ['--skip-bad'], ['`--data`', 'none of its images can be read']),
     ('a batch larger than the data', lambda d: _folder(d, 12), ['--bs', '64'], ['`--bs` 64 is larger than the 11 training images']),
+    ('--cond: an empty class folder', lambda d: (_folder(d, 12), (d / 'y').mkdir()) and d, ['--cond'],
+     ['`--data`', 'with `--cond`', 'each class folder needs at least 2 images', 'has none']),
+    ('--cond: a class folder of one image', lambda d: _class_of_one(d), ['--cond'],
+     ['`--data`', 'with `--cond`', 'needs at least 2 images', "'y' has 1"]),
+    ('--cond: an image outside the class folders', lambda d: _loose(d), ['--cond'],
+     ['`--data`', 'with `--cond`', 'each image must sit in a class folder']),
 ]
+
+def _class_of_one(d):
+    _folder(d, 12)
+    (d / 'y').mkdir()
+    shutil.copy(d / 'x' / '0.png', d / 'y' / '0.png')
+    return d
+
+def _loose(d):
+    _folder(d, 12)
+    shutil.copy(d / 'x' / '0.png', d / 'loose.png')
+    return d
 
 @pytest.mark.parametrize('name,make,extra,phrases', FOLDERS, ids=[f[0] for f in FOLDERS])
 def test_image_folders_exit_2(tmp_path, name, make, extra, phrases):

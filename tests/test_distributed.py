@@ -94,7 +94,7 @@ def test_two_processes_train_one_run_and_resume_across_world_sizes():
         for k, v in ranks[0]['model'].items(): assert torch.equal(v, ranks[1]['model'][k]), k  # bit-identical weights
         assert torch.equal(ranks[0]['history'], ranks[1]['history'])                            # the same sampler history
         assert all(torch.equal(a, b) for a, b in zip(ranks[0]['ema'], ranks[1]['ema']))          # and the same moving average
-        files = ['loss.png', 'model.pt', 'samples.png', 'samples.pt']  # the cancelled fit still finishes the run
+        files = ['config.json', 'history.csv', 'loss.png', 'model.pt', 'samples.png', 'samples.pt']  # the cancelled fit still finishes the run
         assert sorted(p.name for p in (d / 'run').iterdir()) == files                            # one of each, one writer
         assert out.count('epoch 1/3') == 1                                                      # one log line, from rank 0
         ck = load_checkpoint(d / 'run')
@@ -117,6 +117,7 @@ def test_two_processes_train_one_run_and_resume_across_world_sizes():
         assert (ck['epochs_done'], ck['world_size']) == (3, 2)
         assert len(ck['history']['values']) == 3  # one validation row per epoch, across the three launches
         assert sorted(p.name for p in (d / 'run').iterdir()) == files
+        assert [l.split(',')[0] for l in (d / 'run' / 'history.csv').read_text().splitlines()] == ['epoch', '0', '1', '2']
 
 DRIVER_OPTIONS = '''
 import sys, torch

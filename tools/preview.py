@@ -13,6 +13,7 @@ import argparse, html, json, re, shutil, sys
 from pathlib import Path
 import nbformat, yaml
 from nbconvert import HTMLExporter
+from nbconvert.preprocessors import TagRemovePreprocessor
 from nbdev.config import get_config
 from nbdev.serve import proc_nbs
 
@@ -39,6 +40,9 @@ def _read(nb_path):
     d = json.loads(Path(nb_path).read_text())
     d['cells'] = [{k: v for k, v in c.items() if k in _cell_keys} for c in d['cells']]
     for c in d['cells']: c.get('metadata', {}).pop('execution', None)  # execnb's timings, not nbformat's schema
+    for c in d['cells']:  # `#| echo: false`: Quarto shows the output alone, and so does the preview
+        if c['cell_type'] == 'code' and re.search(r'^#\|\s*echo:\s*false\s*$', ''.join(c['source']), re.M):
+            c.setdefault('metadata', {}).setdefault('tags', []).append('remove_input')
     return nbformat.reads(json.dumps(d), as_version=4)
 
 def render_page(nb, exporter, name):
@@ -59,6 +63,7 @@ def build(out=OUT):
     out = root/out
     shutil.rmtree(out, ignore_errors=True); out.mkdir()
     exporter = HTMLExporter(template_name='lab')
+    exporter.register_preprocessor(TagRemovePreprocessor(remove_input_tags={'remove_input'}), enabled=True)
     pages = []
     for rel, nb in procs.items():
         page, fm = render_page(nb, exporter, rel.stem)
