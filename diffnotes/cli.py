@@ -103,6 +103,18 @@ def _sample_labels(label, cfg, n):
                          f"or 'all'; got {label!r}") from None
     return torch.full((n,), check_int(k, 'label', 0, C - 1)), 8
 
+def _class_line(x, cfg, ys, guidance):
+    "How many samples the evaluation classifier puts in their class (Fashion-MNIST runs), or what was drawn"
+    import torch
+    from diffnotes.eval import ImageEval
+    ys = torch.arange(len(x)) % cfg.n_classes if ys is None else ys
+    if cfg.data not in ('embedded', 'full') or tuple(x.shape[1:]) != (1, 32, 32) or cfg.n_classes != 10:
+        return f"drew classes {sorted(set(ys.tolist()))} with guidance {guidance:g}"
+    r = ImageEval.fashion_mnist().accuracy(x, ys)
+    lo, hi = r['acc_ci95']
+    return (f"guidance {guidance:g}: the evaluation classifier puts {r['acc']:.1%} of the {len(x)} samples "
+            f"in their class (95% CI {lo:.1%}–{hi:.1%}; on real test images {r['real_acc']:.1%})")
+
 # %% ../nbs/10_cli.ipynb #ee2ccf37
 def _outputs(out, run, sampler, steps, seed, label, guidance, ema_length):
     "The two files a draw writes: `out`.pt and .png, by default in the run's folder, named by what was drawn"

@@ -546,8 +546,10 @@ class RunCheckpoint(Callback):
         if is_main():  # the ranks hold the same state: rank 0 writes it
             self.snapshot()
             save_atomic(self.checkpoint(self.epoch + 1), self.path)
+            self.saved = self.epoch + 1
             write_config(self.cfg, self.path.parent)
             self.keep_files()
+            if getattr(self.learn, 'run_log', None) is not None: self.learn.run_log.commit()
         self.saved = self.epoch + 1
         barrier()
     def snapshot(self):
@@ -638,20 +640,37 @@ def init_from(learn,                   # a Learner built by `build_learner` for 
     return {'run': str(Path(cfg.init).resolve()), 'epochs_done': ck.get('epochs_done'), 'config': ck['config']}
 
 class RunLog(CSVLogger):
-    "fastai's `CSVLogger` writing a run's `history.csv`: a resumed run keeps the rows of its epochs done, one header"
+    ("fastai's `CSVLogger` writing a run's `history.csv`: an epoch's row once its checkpoint is saved (`commit`); "
+     "a resumed run keeps the rows of its epochs done, and one header")
     def __init__(self, folder, # the run folder
                  done:int=0,   # epochs done (resuming): their rows are kept, any later ones dropped
                 ):
         super().__init__('history.csv', append=True)
         self.folder, self.done = Path(folder), done
     def before_fit(self):
+        self.file = self.pending = None  # nothing is written before the first checkpoint of this fit
+        self.old_logger, self.learn.logger = self.logger, self._write_line
+    def _write_line(self, log):
+        self.pending = log  # written by `commit`: a row never runs ahead of the checkpoint
+        self.old_logger(log)
+    def commit(self):
+        "Write the row of the epoch whose checkpoint was just saved"
+        if self.pending is None: return
+        if self.file is None: self.file = self.open_log()
+        self.file.write(','.join(map(str, self.pending)) + '\n')
+        self.file.flush()
+        self.pending = None
+    def open_log(self):
+        "`history.csv` opened for appending, holding its header and the rows of the epochs done before this fit"
         f = self.folder / self.fname
         rows = f.read_text().splitlines() if self.done and f.exists() else []
         if not rows or len(rows) != self.done + 1:  # a new log, or one with rows of epochs the checkpoint lacks
             text = ''.join(r + '\n' for r in rows[:self.done + 1]) or ','.join(self.recorder.metric_names) + '\n'
             write_atomic(f, lambda tmp: Path(tmp).write_text(text))
-        self.file = f.open('a')
-        self.old_logger, self.learn.logger = self.logger, self._write_line
+        return f.open('a')
+    def after_fit(self):
+        if self.file is not None: self.file.close()
+        self.learn.logger = self.old_logger
     def read_log(self): return __import__('pandas').read_csv(self.folder / self.fname)
 
 def log_cbs(cfg:RunConfig, # the run's configuration
@@ -804,11 +823,14 @@ def _fit(learn, cfg, out, done, sample):
             if guard.reason: raise FloatingPointError(guard.reason)
         finish_run(learn, cfg, out, time.time() - start, sample)  # every rank: the sampling is shared
         barrier()
-    except BaseException as e:
-        # a run that saved nothing leaves nothing
-        if ck.saved == 0 and not done: (out / 'history.csv').unlink(missing_ok=True)
-        if not isinstance(e, KeyboardInterrupt): raise
-        raise RunInterrupted(_interrupted(out, ck.saved, cfg, done > 0, ck.saved == cfg.epochs)) from None
+    except KeyboardInterrupt:
+        saved = _saved(out / 'model.pt', ck.saved)
+        raise RunInterrupted(_interrupted(out, saved, cfg, done > 0, saved == cfg.epochs)) from None
+
+def _saved(path, known):
+    "The epochs in the checkpoint on disk: a Ctrl-C can land after its write and before the callback counted it"
+    try: return max(known, load_checkpoint(path)['epochs_done'])
+    except (ValueError, KeyError, TypeError): return known
 
 # %% ../nbs/09_runs.ipynb #7108ae9c
 def save_grid(x,          # images (N, C, H, W) in [-1, 1]
