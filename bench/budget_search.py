@@ -19,7 +19,9 @@ the script in a minute.
 import argparse, contextlib, io, json, tempfile, time, warnings
 from pathlib import Path
 warnings.filterwarnings('ignore')
-from diffnotes.runs import RunConfig, train_run, load_run, sample_from
+from diffnotes.config import RunConfig
+from diffnotes.runs import train_run
+from diffnotes.sampling import load_run, sample_from
 from diffnotes.eval import ImageEval
 
 OLD = dict(channels=(16, 32, 64))  # the default model before this search
@@ -57,7 +59,7 @@ def speeds(steps=20, repeats=3):
     import statistics, sys, torch
     sys.path.insert(0, str(Path(__file__).parent))
     from train_profile import train_steps
-    from diffnotes.runs import build_learner
+    from diffnotes.learner import build_learner
     learners = {}
     for name, over in RECIPES.items():
         torch.manual_seed(0)

@@ -68,7 +68,9 @@ def run_and_resume():
     import contextlib, io, tempfile
     from fastai.callback.core import Callback
     from diffnotes.data import tensor_dls
-    from diffnotes.runs import RunConfig, RunCheckpoint, train_run, load_checkpoint
+    from diffnotes.config import RunConfig
+    from diffnotes.runs import RunCheckpoint, train_run
+    from diffnotes.checkpoints import load_checkpoint
     emb = load_embedded()
     dls = lambda: tensor_dls(emb['x_train'][:512], emb['x_test'][:64], bs=64)
     cfg = RunConfig(channels=(8, 16), epochs=2, n_samples=8, sample_steps=5)
@@ -91,7 +93,8 @@ if __name__ == '__main__':
     if '--sync-only' not in sys.argv:
         ratio = train_overhead.main(steps=50, bs=128, repeats=5, device='cuda', amp='bf16')
         print(f"DDIM 100 steps, TinyUNet, batch 512: {ddim_throughput():.0f} samples/s")
-    from diffnotes.runs import RunConfig, build_callback
+    from diffnotes.config import RunConfig
+    from diffnotes.learner import build_callback
     def no_sync(label, *args):
         try: print(f"training step without host-device synchronisation, {label}: {sync_free_step(*args)}", flush=True)
         except RuntimeError as e: print(f"training step, {label}: FAILED (a host-device synchronisation raises here): {e}", flush=True)

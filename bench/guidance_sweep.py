@@ -15,7 +15,9 @@ from pathlib import Path
 warnings.filterwarnings('ignore')
 import torch
 from diffnotes.config import RunConfig
-from diffnotes.runs import train_run, load_run, guidance_sweep, save_grid, GUIDANCE_SWEEP
+from diffnotes.runs import train_run, save_grid
+from diffnotes.sampling import load_run
+from diffnotes.studies import guidance_sweep, GUIDANCE_SWEEP
 from diffnotes.eval import ImageEval
 
 GRIDS = {'w=0': 'guidance_w0.png', 'w=1': 'guidance_w1.png', 'w=3': 'guidance_w3.png',

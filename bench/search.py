@@ -68,9 +68,12 @@ def score(ev, x, n_boot):
 def train_eval(name, over, seed, out, tiny, curve=False, evals=None):
     "Train one recipe with one seed, then score raw and averaged weights under each sampler (or only the `evals` pairs)"
     torch = setup()
-    from diffnotes.runs import RunConfig, train_run, sample_from, FIDCurve
+    from diffnotes.config import RunConfig
+    from diffnotes.runs import train_run
+    from diffnotes.sampling import sample_from
+    from diffnotes.studies import FIDCurve
     from diffnotes.config import STUDY_BUDGET  # the 16-32-64 model in fp32: the budget of this search
-    from diffnotes.callbacks import EMA
+    from diffnotes.ema import EMA
     from diffnotes.eval import ImageEval
     n = 64 if tiny else 512
     over = {**RECIPES.get(name, {}), **over}  # the recipe's fields in full, whatever the library's defaults are
@@ -102,7 +105,9 @@ def train_eval(name, over, seed, out, tiny, curve=False, evals=None):
 def nfe_study(folder, out, tiny, put=None, n_boot=200):
     "FID against the number of model calls for every sampler of `NFE_SAMPLERS` on one trained model (its moving average); rows go to `put` as they come"
     torch = setup()
-    from diffnotes.runs import load_run, save_grid, fid_vs_nfe
+    from diffnotes.sampling import load_run
+    from diffnotes.runs import save_grid
+    from diffnotes.studies import fid_vs_nfe
     from diffnotes.eval import ImageEval
     model, cfg = load_run(folder)
     model, ev, rows = model.to('cuda' if torch.cuda.is_available() else 'cpu'), ImageEval.fashion_mnist(), []
@@ -119,7 +124,10 @@ def nfe_study(folder, out, tiny, put=None, n_boot=200):
 def gpu_preset(data, out, tiny):
     "The full training set, a diffusers UNet, 25 epochs; FID at n=2048 (and of its first 512) for DDIM 100, DPM-Solver++ 25 and ancestral 100 and 50"
     torch = setup()
-    from diffnotes.runs import RunConfig, train_run, sample_from, build_model, save_grid
+    from diffnotes.config import RunConfig
+    from diffnotes.runs import train_run, save_grid
+    from diffnotes.sampling import sample_from
+    from diffnotes.learner import build_model
     from diffnotes.eval import ImageEval
     cfg = RunConfig(data='embedded' if tiny else data, model='unet', channels=(8, 16) if tiny else (64, 128, 256), objective='v', weight='min-snr',
                     epochs=1 if tiny else 25, bs=256, lr=5e-4, ema_decay=0.999, n_samples=8)

@@ -18,8 +18,10 @@ from pathlib import Path
 warnings.filterwarnings('ignore')
 import torch
 from fastai.optimizer import OptimWrapper
-from diffnotes.runs import RunConfig, build_learner, ema_cb
-from diffnotes.callbacks import EMA
+from diffnotes.config import RunConfig
+from diffnotes.learner import build_learner
+from diffnotes.runs import ema_cb
+from diffnotes.ema import EMA
 
 GROUPS = {'convolutions': ('conv',), 'GroupNorm': ('group_norm',), 'optimiser': ('adam', 'foreach', 'addcdiv', 'lerp'),
           'matmul': ('mm', 'linear', 'matmul'), 'elementwise': ('add', 'mul', 'sub', 'div', 'silu', 'sigmoid', 'copy', 'fill')}

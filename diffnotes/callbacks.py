@@ -6,12 +6,10 @@ Docs: https://diffnotes.github.io/diffnotes/callbacks.html.md"""
 
 # %% auto #0
 __all__ = ['DiffusionLoss', 'DiffusionCallback', 'DDPMCallback', 'ContinuousDDPMCallback', 'EDMCallback', 'NaNGuard',
-           'DeviceMixedPrecision', 'CheckpointedAccumulation', 'QuartileLoss', 'EMA', 'sigma_rel_to_gamma',
-           'gamma_to_sigma_rel', 'power_dot', 'phema_coefficients', 'PowerEMA']
+           'DeviceMixedPrecision', 'CheckpointedAccumulation', 'QuartileLoss']
 
 # %% ../nbs/07_callbacks.ipynb #9f391aa8
 import inspect, math
-import numpy as np
 from functools import partial
 import torch
 from fastai.callback.core import Callback, CancelBatchException, CancelFitException
@@ -22,9 +20,9 @@ from fastai.callback.training import GradientAccumulation
 from .checks import check_int, check_choice, check_objective
 from .schedules import cosine_abar, edm_abar, check_range, EDM_SIGMA_RANGE
 from .weights import eps_mse
-from .diffusion import noisify, get_target, mse_per_sample, vlb_term, bcast, DiffusionSchedule, edm_scalings, edm_target
+from .diffusion import (noisify, get_target, mse_per_sample, vlb_term, bcast, DiffusionSchedule, edm_scalings,
+                                 edm_target)
 from .timesteps import uniform_steps, uniform_t, lognormal_sigma, LossSecondMomentSampler
-from diffusers.training_utils import EMAModel
 
 # %% ../nbs/07_callbacks.ipynb #efc05d72
 class DiffusionLoss:
@@ -82,106 +80,88 @@ class DiffusionCallback(Callback):
         self.learn.loss_func = DiffusionLoss(self.sched, self.objective, self.lambda_vlb) if lv else DiffusionLoss()
     def after_fit(self): self.learn.loss_func, self._vtab = self.old_loss, None
     def before_validate(self): self._vpos = 0
-
-# %% ../nbs/07_callbacks.ipynb #88e887d3
-from fastcore.basics import patch
-
-# %% ../nbs/07_callbacks.ipynb #a749c7eb
-@patch
-def draws(self:DiffusionCallback):
-    "`(x0, t, noise, r)`: fresh draws in training, the per-image table in validation; r None: no importance weights"
-    x0 = self.xb[0]
-    # fastai can hand an empty batch to an empty validation set: nothing to noisify
-    if len(x0) == 0: raise CancelBatchException
-    if not torch.is_floating_point(x0):
-        raise ValueError(f"the batch must hold floating-point images in [-1, 1]; got {x0.dtype}")
-    if not self.training: return x0, *self._valid_draws(x0), None
-    t, r = self.draw_t(len(x0), x0.device, None)
-    return x0, t, torch.randn_like(x0), r
-
-@patch
-def set_batch(self:DiffusionCallback, xb, target, x0, x_t, t, r):
-    "Hand the model `xb`, and the loss the target (with what `DiffusionLoss` needs)"
-    self.learn.xb = xb
-    own = isinstance(self.learn.loss_func, DiffusionLoss)
-    self.learn.yb = (target, *self.loss_args(x0, x_t, t, r)) if own else (target,)
-
-@patch
-def before_batch(self:DiffusionCallback):
-    "Replace the batch of clean images by `(x_t, t[, y])`, and `yb` by the target (and what `DiffusionLoss` needs)"
-    x0, t, noise, r = self.draws()
-    x_t, _ = noisify(x0, t, self.sched, noise)
-    target = get_target(self.objective, x0, noise, bcast(self.sched.lookup('abar', t), x0))
-    self.set_batch(self.inputs(x_t, t), target, x0, x_t, t, r)
-
-# %% ../nbs/07_callbacks.ipynb #cl00fn02
-@patch
-def cond_classes(self:DiffusionCallback)->int:
-    "The number of classes of a conditional model: `n_classes`, else the model's (inside DDP's wrapper), else None"
-    m = self.learn.model
-    return self.n_classes if self.n_classes is not None else getattr(getattr(m, 'module', m), 'n_classes', None)
-
-@patch
-def labels(self:DiffusionCallback):
-    "The batch's labels for a conditional model (None otherwise); in training each is the null class with `p_uncond`"
-    n = self.cond_classes()
-    if n is None: return None
-    if not len(self.yb):
-        raise ValueError(f"the model is class-conditional ({n} classes) but the batch holds no labels; "
-                         "build the data with `labels=True`")
-    y = self.yb[0]
-    if y.is_floating_point() or y.ndim != 1 or len(y) != len(self.xb[0]):
-        raise ValueError(f"the batch's labels must be integers, one per image; got {y.dtype} of shape {tuple(y.shape)}")
-    if not self._seen:  # one read, on the first batch: labels outside the embedding fail on a GPU without a message
-        self._seen = True
-        if y.numel() and not 0 <= int(y.min()) <= int(y.max()) < n:
-            raise ValueError(f"the batch's labels must lie in [0, {n}); got {int(y.min())}…{int(y.max())}")
-    if not self.training or self.p_uncond == 0: return y
-    drop = torch.rand(len(y), device=y.device) < self.p_uncond  # label dropout, on the device: no host sync
-    return torch.where(drop, n, y)
-
-@patch
-def inputs(self:DiffusionCallback, x, t):
-    "The model's inputs: `(x, t)`, and the labels for a conditional model"
-    y = self.labels()
-    return (x, t) if y is None else (x, t, y)
-
-# %% ../nbs/07_callbacks.ipynb #63d06930
-@patch
-def loss_args(self:DiffusionCallback, x0, x_t, t, r):
-    ("`(w, r[, x0, x_t, t])`: the per-sample weight on the objective's MSE, the importance weights, "
-     "and the bound's inputs")
-    if self.weight is None: w = torch.ones(len(x0), device=x0.device)
-    else:
-        s = self.sched.lookup('snr', t)
-        w = (self.weight(s, objective=self.objective) if self.native
-             else eps_mse(self.weight(s), s, self.objective)).float()
-    r = torch.ones_like(w) if r is None else r
-    return (w, r, x0, x_t, t) if self.learn_variance else (w, r)
-
-@patch
-def _valid_draws(self:DiffusionCallback, x0):
-    "Times and noise of validation batch `x0`, looked up by each image's position in the validation set"
-    dl = self.learn.dl
-    # fastai's DataLoaders know their length; a list of batches does not
-    n = getattr(dl, 'n', None) or len(getattr(dl, 'dataset', x0))
-    if self._vtab is None or self._vtab[1].shape != (n, *x0.shape[1:]) or self._vtab[1].device != x0.device:
-        # drawn on the CPU (the same table on any device), copied to the batch's device once
-        g = torch.Generator().manual_seed(self.valid_seed)
-        t, _ = self.draw_t(n, 'cpu', g)
-        self._vtab = (t.to(x0.device), torch.randn((n, *x0.shape[1:]), generator=g).to(x0.device, x0.dtype))
-    # `DistributedDL`: a block per rank
-    first = getattr(dl, 'rank', 0) * getattr(dl, 'n_padded', 0) // getattr(dl, 'world_size', 1)
-    pos = (first + self._vpos + torch.arange(len(x0), device=x0.device)) % n  # its last block repeats the first images
-    self._vpos += len(x0)
-    return self._vtab[0][pos], self._vtab[1][pos]
-
-@patch
-def after_loss(self:DiffusionCallback):
-    "Feed the batch's per-sample losses (before importance weighting) back to the importance sampler"
-    if not (self.training and self.t_sampler is not None): return
-    with torch.no_grad():  # unchecked: reading the losses would sync, and `NaNGuard` names a non-finite one
-        self.t_sampler.update(self.xb[1], self.learn.loss_func.per_sample(self.pred, *self.yb), check=False)
+    def draws(self):
+        "`(x0, t, noise, r)`: fresh draws in training, the per-image table in validation; r None: no importance weights"
+        x0 = self.xb[0]
+        # fastai can hand an empty batch to an empty validation set: nothing to noisify
+        if len(x0) == 0: raise CancelBatchException
+        if not torch.is_floating_point(x0):
+            raise ValueError(f"the batch must hold floating-point images in [-1, 1]; got {x0.dtype}")
+        if not self.training: return x0, *self._valid_draws(x0), None
+        t, r = self.draw_t(len(x0), x0.device, None)
+        return x0, t, torch.randn_like(x0), r
+    def set_batch(self, xb, target, x0, x_t, t, r):
+        "Hand the model `xb`, and the loss the target (with what `DiffusionLoss` needs)"
+        self.learn.xb = xb
+        own = isinstance(self.learn.loss_func, DiffusionLoss)
+        self.learn.yb = (target, *self.loss_args(x0, x_t, t, r)) if own else (target,)
+    def before_batch(self):
+        "Replace the batch of clean images by `(x_t, t[, y])`, and `yb` by the target (and what `DiffusionLoss` needs)"
+        x0, t, noise, r = self.draws()
+        x_t, _ = noisify(x0, t, self.sched, noise)
+        target = get_target(self.objective, x0, noise, bcast(self.sched.lookup('abar', t), x0))
+        self.set_batch(self.inputs(x_t, t), target, x0, x_t, t, r)
+    def cond_classes(self)->int:
+        "The number of classes of a conditional model: `n_classes`, else the model's (inside DDP's wrapper), else None"
+        m = self.learn.model
+        return self.n_classes if self.n_classes is not None else getattr(getattr(m, 'module', m), 'n_classes', None)
+    def labels(self):
+        ("The batch's labels for a conditional model (None otherwise); in training each is the null class "
+         "with `p_uncond`")
+        n = self.cond_classes()
+        if n is None: return None
+        if not len(self.yb):
+            raise ValueError(f"the model is class-conditional ({n} classes) but the batch holds no labels; "
+                             "build the data with `labels=True`")
+        y = self.yb[0]
+        if y.is_floating_point() or y.ndim != 1 or len(y) != len(self.xb[0]):
+            raise ValueError(f"the batch's labels must be integers, one per image; "
+                             f"got {y.dtype} of shape {tuple(y.shape)}")
+        if not self._seen:  # one read, on the first batch: labels outside the embedding fail on a GPU without a message
+            self._seen = True
+            if y.numel() and not 0 <= int(y.min()) <= int(y.max()) < n:
+                raise ValueError(f"the batch's labels must lie in [0, {n}); got {int(y.min())}…{int(y.max())}")
+        if not self.training or self.p_uncond == 0: return y
+        drop = torch.rand(len(y), device=y.device) < self.p_uncond  # label dropout, on the device: no host sync
+        return torch.where(drop, n, y)
+    def inputs(self, x, t):
+        "The model's inputs: `(x, t)`, and the labels for a conditional model"
+        y = self.labels()
+        return (x, t) if y is None else (x, t, y)
+    def loss_args(self, x0, x_t, t, r):
+        ("`(w, r[, x0, x_t, t])`: the per-sample weight on the objective's MSE, the importance weights, "
+         "and the bound's inputs")
+        if self.weight is None: w = torch.ones(len(x0), device=x0.device)
+        else:
+            s = self.sched.lookup('snr', t)
+            w = (self.weight(s, objective=self.objective) if self.native
+                 else eps_mse(self.weight(s), s, self.objective)).float()
+        r = torch.ones_like(w) if r is None else r
+        return (w, r, x0, x_t, t) if self.learn_variance else (w, r)
+    def _valid_draws(self, x0):
+        "Times and noise of validation batch `x0`, looked up by each image's position in the validation set"
+        dl = self.learn.dl
+        # fastai's DataLoaders know their length; a list of batches does not
+        n = getattr(dl, 'n', None) or len(getattr(dl, 'dataset', x0))
+        if self._vtab is None or self._vtab[1].shape != (n, *x0.shape[1:]) or self._vtab[1].device != x0.device:
+            # drawn on the CPU (the same table on any device), copied to the batch's device once
+            g = torch.Generator().manual_seed(self.valid_seed)
+            t, _ = self.draw_t(n, 'cpu', g)
+            self._vtab = (t.to(x0.device), torch.randn((n, *x0.shape[1:]), generator=g).to(x0.device, x0.dtype))
+        # `DistributedDL`: a block per rank
+        first = getattr(dl, 'rank', 0) * getattr(dl, 'n_padded', 0) // getattr(dl, 'world_size', 1)
+        # the last block repeats the first images
+        pos = (first + self._vpos + torch.arange(len(x0), device=x0.device)) % n
+        self._vpos += len(x0)
+        return self._vtab[0][pos], self._vtab[1][pos]
+    def after_loss(self):
+        "Feed the batch's per-sample losses (before importance weighting) back to the importance sampler"
+        if not (self.training and self.t_sampler is not None): return
+        with torch.no_grad():  # unchecked: reading the losses would sync, and `NaNGuard` names a non-finite one
+            self.t_sampler.update(self.xb[1], self.learn.loss_func.per_sample(self.pred, *self.yb), check=False)
+    def position(self, t):
+        "Where the model's time input `t` lies in [0, 1]: continuous time is its own position"
+        return t
 
 # %% ../nbs/07_callbacks.ipynb #5af275ef
 class DDPMCallback(DiffusionCallback):
@@ -212,6 +192,9 @@ class DDPMCallback(DiffusionCallback):
         "Steps for a batch, and importance weights (None when uniform)"
         if self.t_sampler is None or not self.training: return uniform_steps(bs, self.n_train_steps, device, gen), None
         return self.t_sampler.to(device).sample(bs, device)  # a no-op move after the first batch
+    def position(self, t):
+        "Integer steps in [0, T): t/T"
+        return t.float() / self.n_train_steps
 
 # %% ../nbs/07_callbacks.ipynb #59b0c727
 class ContinuousDDPMCallback(DiffusionCallback):
@@ -255,15 +238,16 @@ class EDMCallback(DiffusionCallback):
     def draw_t(self, bs, device, gen):
         "Noise levels σ, and no importance weights"
         return lognormal_sigma(bs, self.p_mean, self.p_std, device, gen), None
-
-@patch
-def before_batch(self:EDMCallback):
-    "Replace the batch by `(c_in·x, c_noise[, y])` with x = x0 + σn, and `yb` by the target (x0 − c_skip·x)/c_out"
-    x0, sigma, noise, r = self.draws()
-    x = x0 + bcast(sigma, x0) * noise
-    _, _, c_in, c_noise = edm_scalings(sigma, self.sigma_data)
-    target = edm_target(x0, x, sigma, self.sigma_data)
-    self.set_batch(self.inputs(bcast(c_in, x0) * x, c_noise), target, x0, x, sigma, r)
+    def before_batch(self):
+        "Replace the batch by `(c_in·x, c_noise[, y])` with x = x0 + σn, and `yb` by the target (x0 − c_skip·x)/c_out"
+        x0, sigma, noise, r = self.draws()
+        x = x0 + bcast(sigma, x0) * noise
+        _, _, c_in, c_noise = edm_scalings(sigma, self.sigma_data)
+        target = edm_target(x0, x, sigma, self.sigma_data)
+        self.set_batch(self.inputs(bcast(c_in, x0) * x, c_noise), target, x0, x, sigma, r)
+    def position(self, t):
+        "EDM's c_noise = ln(σ)/4: the quantile of σ under the training log-normal"
+        return 0.5 * (1 + torch.erf((4 * t.float() - self.p_mean) / (self.p_std * math.sqrt(2))))
 
 # %% ../nbs/07_callbacks.ipynb #b1138c68
 class NaNGuard(TerminateOnNaNCallback):
@@ -287,36 +271,30 @@ class NaNGuard(TerminateOnNaNCallback):
         self.reason = reason
         if self.verbose: print(f"NaNGuard stopped the fit: {reason}")
         raise CancelFitException
-
-
-# %% ../nbs/07_callbacks.ipynb #ng0after
-@patch
-def after_loss(self:NaNGuard):
-    "Check the loss on its own device against the best running mean, update the mean; read the checks every `every`"
-    if not self.training: return
-    l = self.loss.detach().float()
-    if self.avg is None: self.avg, self.best = l, torch.full_like(l, math.inf)
-    bad = ~l.isfinite()
-    if self.max_ratio and self.n > self.warmup: bad = bad | (l > self.max_ratio * self.best)
-    self.pending.append(((self.epoch, self.iter, self.train_iter), torch.stack([bad.float(), l, self.best])))  # no read
-    self.avg, self.n = torch.lerp(l, self.avg, self.beta), self.n + 1
-    if self.n > self.warmup: self.best = torch.minimum(self.best, self.avg)
-    if len(self.pending) >= (self.every or (1 if l.device.type == 'cpu' else 32)): self.read()
-
-@patch
-def read(self:NaNGuard):
-    "Read the checks of the batches since the last read, in one transfer; stop at the first that failed"
-    if not self.pending: return
-    rows, wheres = torch.stack([p for _, p in self.pending]).tolist(), [w for w, _ in self.pending]
-    self.pending = []
-    for (epoch, i, step), (bad, l, best) in zip(wheres, rows):
-        if not bad: continue
-        where = f"at epoch {epoch}, batch {i} (training step {step})"
-        if not math.isfinite(l):
-            self.stop(f"the training loss became {l} {where}; lower the learning rate or check the data")
-        self.stop(f"the training loss diverged {where}: {l:.4g} is {l / best:.0f}× its best running mean "
-                  f"{best:.4g}; lower the learning rate")
-
+    def after_loss(self):
+        "Check the loss on its own device against the best running mean, update the mean; read the checks every `every`"
+        if not self.training: return
+        l = self.loss.detach().float()
+        if self.avg is None: self.avg, self.best = l, torch.full_like(l, math.inf)
+        bad = ~l.isfinite()
+        if self.max_ratio and self.n > self.warmup: bad = bad | (l > self.max_ratio * self.best)
+        where = (self.epoch, self.iter, self.train_iter)
+        self.pending.append((where, torch.stack([bad.float(), l, self.best])))  # no read
+        self.avg, self.n = torch.lerp(l, self.avg, self.beta), self.n + 1
+        if self.n > self.warmup: self.best = torch.minimum(self.best, self.avg)
+        if len(self.pending) >= (self.every or (1 if l.device.type == 'cpu' else 32)): self.read()
+    def read(self):
+        "Read the checks of the batches since the last read, in one transfer; stop at the first that failed"
+        if not self.pending: return
+        rows, wheres = torch.stack([p for _, p in self.pending]).tolist(), [w for w, _ in self.pending]
+        self.pending = []
+        for (epoch, i, step), (bad, l, best) in zip(wheres, rows):
+            if not bad: continue
+            where = f"at epoch {epoch}, batch {i} (training step {step})"
+            if not math.isfinite(l):
+                self.stop(f"the training loss became {l} {where}; lower the learning rate or check the data")
+            self.stop(f"the training loss diverged {where}: {l:.4g} is {l / best:.0f}× its best running mean "
+                      f"{best:.4g}; lower the learning rate")
 
 # %% ../nbs/07_callbacks.ipynb #mp00fn01
 class DeviceMixedPrecision(MixedPrecision):
@@ -348,12 +326,21 @@ class DeviceMixedPrecision(MixedPrecision):
         self.entered = False
     def after_fit(self):
         self.leave()
-        self.scaler_state = self.state()
+        self.scaler_state = self.state_dict()
         super().after_fit()
-    def state(self)->dict:
+    def state_dict(self)->dict:
         "The loss scaler's state (empty for bf16, which needs none), during `fit` or kept after it"
         sc = getattr(self.learn, 'scaler', None)
-        return sc.state_dict() if sc is not None else (self.scaler_state or {})
+        return sc.state_dict() if sc is not None else dict(self.scaler_state or {})
+    def load_state_dict(self, sd:dict, # from `state_dict` (or `state` of the previous release); None or {}: none
+                       ):
+        "Take the loss scaler's state: into the scaler now inside `fit`, and into the next fit's scaler"
+        self.scaler_state = dict(sd or {})
+        sc = getattr(self.learn, 'scaler', None)
+        if sc is not None and self.scaler_state: sc.load_state_dict(self.scaler_state)
+    def state(self)->dict:
+        "Deprecated: the previous release's name of `state_dict`, kept for one release"
+        return self.state_dict()
 
 # %% ../nbs/07_callbacks.ipynb #ac00fn01
 class CheckpointedAccumulation(GradientAccumulation):
@@ -366,37 +353,29 @@ class CheckpointedAccumulation(GradientAccumulation):
         super().before_fit()
         if self.pending: self.put(self.pending)
         self.pending = None
-    def state(self)->dict:
+    def state_dict(self)->dict:
         "The images counted since the last step and their gradients (None where a parameter has none)"
+        if self.pending is not None: return self.pending  # restored, waiting for the fit
+        if not hasattr(self, 'count'): return {'count': 0, 'grads': []}  # no fit yet: nothing counted
         return {'count': self.count,
                 'grads': [None if p.grad is None else p.grad.detach().clone() for p in self.parameters()]}
-    def load(self, st:dict, # from `state`
-            ):
+    def load_state_dict(self, st:dict, # from `state_dict` (or `state` of the previous release); None or {}: none
+                       ):
         "Restore a partial sum now (inside `fit`) or when the fit starts"
+        if not st: return
         if getattr(self, 'learn', None) is not None and hasattr(self, 'count'): self.put(st)
         else: self.pending = st
-
-@patch
-def put(self:CheckpointedAccumulation, st):
-    "Set the count and the gradients of `st` on the model's parameters"
-    self.count = st['count']
-    for p, g in zip(self.parameters(), st['grads']): p.grad = None if g is None else g.to(p.device, p.dtype).clone()
-
-# %% ../nbs/07_callbacks.ipynb #ql00fn01
-@patch
-def position(self:DiffusionCallback, t):
-    "Where the model's time input `t` lies in [0, 1]: continuous time is its own position"
-    return t
-
-@patch
-def position(self:DDPMCallback, t):
-    "Integer steps in [0, T): t/T"
-    return t.float() / self.n_train_steps
-
-@patch
-def position(self:EDMCallback, t):
-    "EDM's c_noise = ln(σ)/4: the quantile of σ under the training log-normal"
-    return 0.5 * (1 + torch.erf((4 * t.float() - self.p_mean) / (self.p_std * math.sqrt(2))))
+    def put(self, st):
+        "Set the count and the gradients of `st` on the model's parameters"
+        self.count = st['count']
+        for p, g in zip(self.parameters(), st['grads']): p.grad = None if g is None else g.to(p.device, p.dtype).clone()
+    def state(self)->dict:
+        "Deprecated: the previous release's name of `state_dict`, kept for one release"
+        return self.state_dict()
+    def load(self, st:dict, # from `state`
+            ):
+        "Deprecated: the previous release's name of `load_state_dict`, kept for one release"
+        self.load_state_dict(st)
 
 # %% ../nbs/07_callbacks.ipynb #ql00fn02
 class QuartileLoss(Callback):
@@ -418,136 +397,19 @@ class QuartileLoss(Callback):
     def after_train(self):
         s, k = self.sums if self.sums is not None else torch.zeros(2, self.n)
         self.values.append(torch.where(k > 0, s / k.clamp(min=1), math.nan).tolist())  # the epoch's one read
+    def per_sample(self):
+        "The batch's per-sample training losses, before importance weights"
+        lf = self.learn.loss_func
+        return (lf.per_sample(self.pred, *self.yb) if isinstance(lf, DiffusionLoss)
+                else mse_per_sample(self.pred, self.yb[0]))
 
-@patch
-def per_sample(self:QuartileLoss):
-    "The batch's per-sample training losses, before importance weights"
-    lf = self.learn.loss_func
-    return (lf.per_sample(self.pred, *self.yb) if isinstance(lf, DiffusionLoss)
-            else mse_per_sample(self.pred, self.yb[0]))
+# %% ../nbs/07_callbacks.ipynb #37f3f4e5
+_MOVED_TO_EMA = ('EMA', 'PowerEMA', 'phema_coefficients', 'power_dot', 'sigma_rel_to_gamma', 'gamma_to_sigma_rel')
 
-# %% ../nbs/07_callbacks.ipynb #76f4dcd2
-class EMA(Callback):
-    ("Keep an exponential moving average of the model's weights (diffusers' `EMAModel`, warm-up on) "
-     "after every optimiser step")
-    order = 90  # after the step
-    def __init__(self, decay:float=0.9999, # the decay the warm-up rises to, in (0, 1)
-                 power:float=2/3,          # warm-up exponent p: decay 1 − (1 + n/γ)^(−p) at step n
-                 inv_gamma:float=1.,       # warm-up time scale γ
-                 warmup:bool=True,         # False: a constant `decay` (the first update copies), as improved-diffusion
-                ):
-        self.decay, self.power, self.inv_gamma = (check_range(decay, 'decay', 0, 1, lo_open=True, hi_open=True),
-                                                  check_range(power, 'power', 0, lo_open=True, hi_open=True),
-                                                  check_range(inv_gamma, 'inv_gamma', 0, lo_open=True, hi_open=True))
-        self.warmup = warmup
-        self.avg, self._state = None, None
-    def make(self)->EMAModel:
-        "The average of `learn.model`'s weights: made on first use, from the restored state if there is one"
-        if self.avg is None:
-            self.avg = EMAModel(self.learn.model.parameters(), decay=self.decay, use_ema_warmup=self.warmup,
-                                power=self.power, inv_gamma=self.inv_gamma,
-                                min_decay=0. if self.warmup else self.decay, foreach=True)
-            if self._state is not None: self.avg.load_state_dict(self._state)
-        return self.avg
-    def before_fit(self): self.make().to(next(self.learn.model.parameters()).device)
-    def after_step(self): self.avg.step(self.learn.model.parameters())
-
-# %% ../nbs/07_callbacks.ipynb #e5faf800
-@patch
-def ema_state(self:EMA)->dict:
-    "The average's state (plain data: numbers and tensors), for checkpoints"
-    return (self._state if self.avg is None
-            else {**self.avg.state_dict(), 'shadow_params': [p.detach().clone() for p in self.avg.shadow_params]})
-
-@patch
-def load_ema_state(self:EMA, sd:dict, # from `ema_state`
-                  ):
-    "Restore the average from `sd` (now, or when training starts)"
-    if self.avg is None: self._state = sd
-    else: self.avg.load_state_dict(sd)
-
-@patch
-def swap(self:EMA):
-    ("Exchange the model's weights and the averaged ones (call again to swap back); "
-     "works before any fit, as on a finished run resumed")
-    for s, p in zip(self.make().shadow_params, self.learn.model.parameters()):
-        tmp = p.detach().clone()
-        p.data.copy_(s)
-        s.copy_(tmp)
-
-# %% ../nbs/07_callbacks.ipynb #ph00fn01
-def sigma_rel_to_gamma(sigma_rel:float, # relative width of the average, in (0, 12^-1/2): wider averages need γ < 0
-                      )->float:
-    "The exponent γ of the power-function average of relative width `sigma_rel`: the largest root of EDM2's cubic"
-    c = float(check_range(sigma_rel, 'sigma_rel', 0, 12 ** -0.5, lo_open=True, hi_open=True)) ** -2
-    return float(max(r.real for r in np.roots([1, 7, 16 - c, 12 - c]) if abs(r.imag) < 1e-9))
-
-def gamma_to_sigma_rel(gamma:float, # exponent γ ≥ 0 of a power-function average
-                      )->float:
-    "The relative width σ_rel of the power-function average with exponent `gamma`"
-    g = float(check_range(gamma, 'gamma', 0))
-    return math.sqrt((g + 1) / ((g + 2) ** 2 * (g + 3)))
-
-def power_dot(t_a, g_a, t_b, g_b):
-    ("Inner products of power-function kernels (γ+1)τ^γ/t^(γ+1) on [0, t] of times `t_a`, `t_b` "
-     "and exponents `g_a`, `g_b`")
-    t_a, g_a, t_b, g_b = (torch.as_tensor(v, dtype=torch.float64) for v in (t_a, g_a, t_b, g_b))
-    lo, hi, g_hi = torch.minimum(t_a, t_b), torch.maximum(t_a, t_b), torch.where(t_a < t_b, g_b, g_a)
-    return (g_a + 1) * (g_b + 1) / (g_a + g_b + 1) * (lo / hi) ** g_hi / hi
-
-# %% ../nbs/07_callbacks.ipynb #ph00fn02
-def phema_coefficients(t_in,          # times (optimiser steps) of the snapshots
-                       sigma_in,      # their relative widths
-                       t_out,         # the time of each wanted average (a number for all of them)
-                       sigma_out,     # the relative width of each wanted average
-                      )->torch.Tensor:
-    ("Weights (snapshots × wanted averages) of the least-squares fit of each wanted average by the snapshots, "
-     "summing to 1")
-    t_in, t_out = torch.as_tensor(t_in, dtype=torch.float64), torch.as_tensor(t_out, dtype=torch.float64)
-    gammas = lambda s: torch.tensor([sigma_rel_to_gamma(v) for v in
-                                     torch.as_tensor(s, dtype=torch.float64).reshape(-1).tolist()],
-                                    dtype=torch.float64)
-    g_in, g_out = gammas(sigma_in), gammas(sigma_out)
-    t_in, g_in = torch.broadcast_tensors(t_in.reshape(-1), g_in)
-    t_out, g_out = torch.broadcast_tensors(t_out.reshape(-1), g_out)
-    if (t_in <= 0).any() or (t_out <= 0).any(): raise ValueError("the times `t_in` and `t_out` must be positive steps")
-    A = power_dot(t_in[:, None], g_in[:, None], t_in[None], g_in[None])
-    B = power_dot(t_in[:, None], g_in[:, None], t_out[None], g_out[None])
-    x = torch.linalg.solve(A, B)  # the normal equations of the least-squares fit, in float64
-    return x / x.sum(0)
-
-# %% ../nbs/07_callbacks.ipynb #ph00fn03
-class PowerEMA(Callback):
-    "EDM2's power-function averages of the weights, one per relative width, updated after every optimiser step"
-    order = 90  # after the step, as `EMA`
-    def __init__(self, sigma_rels=(0.05, 0.10), # relative widths of the averages tracked (EDM2's two)
-                ):
-        self.sigma_rels = tuple(float(s) for s in sigma_rels)
-        self.gammas, self.avgs, self.t = [sigma_rel_to_gamma(s) for s in self.sigma_rels], None, 0
-    def before_fit(self):
-        ps = list(self.learn.model.parameters())
-        if self.avgs is None: self.avgs = [[p.detach().clone() for p in ps] for _ in self.gammas]
-        self.avgs = [[a.to(p.device) for a, p in zip(avg, ps)] for avg in self.avgs]
-    def after_step(self): self.update(list(self.learn.model.parameters()))
-
-@patch
-@torch.no_grad()
-def update(self:PowerEMA, params:list):
-    "One step: each average moves toward `params` by 1 − β, β = (1 − 1/t)^(γ+1) (0 at the first step: a copy)"
-    self.t += 1
-    ps = [p.detach() for p in params]
-    for g, avg in zip(self.gammas, self.avgs): torch._foreach_lerp_(avg, ps, 1 - (1 - 1 / self.t) ** (g + 1))
-
-@patch
-def state(self:PowerEMA)->dict:
-    "The step and the averages, on the CPU (plain data: a snapshot, or the state a checkpoint keeps)"
-    avgs = None if self.avgs is None else [[a.detach().cpu().clone() for a in avg] for avg in self.avgs]
-    return {'t': self.t, 'sigma_rels': list(self.sigma_rels), 'averages': avgs}
-
-@patch
-def load_state(self:PowerEMA, st:dict, # from `state`
-              ):
-    "Continue from `st` (the averages move to the model's device when the fit starts)"
-    if list(st['sigma_rels']) != list(self.sigma_rels):
-        raise ValueError(f"the state tracks widths {st['sigma_rels']}, not {self.sigma_rels}")
-    self.t, self.avgs = st['t'], st['averages']
+def __getattr__(name):
+    "Names moved to `diffnotes.ema`, still importable from here for one release with a `DeprecationWarning`"
+    if name not in _MOVED_TO_EMA: raise AttributeError(f"module 'diffnotes.callbacks' has no attribute {name!r}")
+    import importlib, warnings
+    warnings.warn(f"`diffnotes.callbacks.{name}` has moved: import it from `diffnotes.ema`", DeprecationWarning,
+                  stacklevel=2)
+    return getattr(importlib.import_module('diffnotes.ema'), name)

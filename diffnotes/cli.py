@@ -14,13 +14,13 @@ from functools import partial
 from dataclasses import fields
 from pathlib import Path
 from fastcore.docments import docments
-from .checks import check_int, check_number
+from .checks import check_int, check_range
 from .config import RunConfig, field_docs, allowed, sampling_of, read_config, init_config, MAX_PARAMS
 
 # %% ../nbs/20_cli.ipynb #1c45c1a8
 def _save(ax, path):
     import matplotlib.pyplot as plt
-    from diffnotes.runs import write_atomic
+    from diffnotes.files import write_atomic
     try: return write_atomic(path, partial(ax.figure.savefig, dpi=100, bbox_inches='tight', format='png'))
     finally: plt.close(ax.figure)
 
@@ -63,7 +63,8 @@ def train(resume:str=None,         # a run folder or checkpoint to continue to i
         raise ValueError("`init` starts a new run from another's weights and `resume` continues a run: give one")
     init = options.get('init')
     cfg = RunConfig(**options) if resume is None and init is None else None  # checked before torch is imported
-    from diffnotes.runs import train_run, load_checkpoint
+    from diffnotes.runs import train_run
+    from diffnotes.checkpoints import load_checkpoint
     kw = dict(max_params=max_params, device=device, num_workers=num_workers)
     # a resumed run's checkpoint is read once, by `train_run`
     if resume is not None: return train_run(resume=resume, overrides=options, **kw)
@@ -150,11 +151,15 @@ def sample(run:str,              # a run folder holding `model.pt`, or a checkpo
     check_int(n, 'n', 1, 10**6)
     check_int(bs, 'bs', 1, 65_536)
     check_int(seed, 'seed', 0, 2**63 - 1)
-    if eta is not None: check_number(eta, 'eta', 0, 10)
+    if eta is not None: check_range(eta, 'eta', 0, 10)
     if not Path(run).exists(): raise ValueError(f"`run` {run}: no such run folder or checkpoint")
     if out is not None: _outputs(out, run, None, None, seed, None, None, None)  # a clash is found before loading
     import torch
-    from diffnotes.runs import load_run, sample_from, save_atomic, save_grid, init_group, is_main, check_device
+    from diffnotes.sampling import load_run, sample_from
+    from diffnotes.files import save_atomic
+    from diffnotes.runs import save_grid
+    from diffnotes.distributed import init_group, is_main
+    from diffnotes.learner import check_device
     init_group()  # under torchrun the ranks share the batches (per-image noise: the same images as one process)
     model, cfg = load_run(run, ema_length=ema_length, max_params=max_params, device=check_device(device))
     sampler, steps = sampling_of(cfg, sampler, steps)  # the run's own unless told
@@ -212,7 +217,7 @@ def export(run:str, # a checkpoint or run folder of a `--callback ddpm` run (Tin
     "Write a run as a diffusers pipeline folder that loads without diffnotes"
     check_int(max_params, 'max_params', 1)
     if not Path(run).exists(): raise ValueError(f"`run` {run}: no such run folder or checkpoint")
-    from diffnotes.runs import export_diffusers, TINY_MODULE
+    from diffnotes.export import export_diffusers, TINY_MODULE
     p = export_diffusers(run, out, ema_length, max_params)
     trust = ", trust_remote_code=True" if (p / 'unet' / f'{TINY_MODULE}.py').exists() else ''  # its class comes along
     unet = json.loads((p / 'unet' / 'config.json').read_text())

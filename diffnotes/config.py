@@ -14,7 +14,7 @@ import math, os
 from dataclasses import dataclass, field, fields, asdict
 from fastcore.basics import patch
 from fastcore.docments import docments
-from .checks import check_int, check_number, check_choice, check_bool, check_objective, interval
+from .checks import check_int, check_range, check_choice, check_bool, check_objective, interval
 
 # %% ../nbs/11_config.ipynb #baff8418
 MODELS, CALLBACKS, SCHEDULES = ('tiny', 'unet'), ('ddpm', 'continuous', 'edm'), ('cosine', 'linear')
@@ -147,7 +147,7 @@ def check_field(f,         # a field of `RunConfig`
     if m.get('choices'): return check_choice(v, name, m['choices'])
     if f.type is bool: return check_bool(v, name)
     if f.type is int: return check_int(v, name, m['lo'], m['hi'])
-    if f.type is float: return check_number(v, name, m['lo'], m['hi'], m['lo_open'], m['hi_open'])
+    if f.type is float: return check_range(v, name, m['lo'], m['hi'], m['lo_open'], m['hi_open'])
     if f.type is tuple: return _ints(v, name, m['lo'], m['hi'])
     if f.type is list: return _names(v, name)
     if not isinstance(v, (str, os.PathLike)): raise ValueError(f"`{name}` must be text; got {v!r}")

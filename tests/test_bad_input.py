@@ -19,8 +19,12 @@ from diffnotes.samplers import (ddim_step, ddpm_step, sampling_steps, ddim_sampl
 from diffnotes.models import TinyUNet, timestep_embedding
 from diffnotes.data import to_model_scale, read_idx, get_dls
 from diffnotes.eval import ImageEval, frechet_distance
-from diffnotes.runs import RunConfig, load_checkpoint, sample_from, build_model
-from diffnotes.callbacks import DDPMCallback, ContinuousDDPMCallback, NaNGuard, EMA
+from diffnotes.config import RunConfig
+from diffnotes.checkpoints import load_checkpoint
+from diffnotes.sampling import sample_from
+from diffnotes.learner import build_model
+from diffnotes.callbacks import DDPMCallback, ContinuousDDPMCallback, NaNGuard
+from diffnotes.ema import EMA
 from diffnotes.cli import main
 
 B = cosine_betas()
@@ -339,7 +343,7 @@ def test_sample_never_overwrites_its_checkpoint(run_dir):
 
 def test_sample_refuses_a_diverged_checkpoint(run_dir, tmp_path):
     "A run whose weights hold NaN (diverged, or tampered with): `sample` names the step where the network broke down"
-    from diffnotes.runs import load_checkpoint
+    from diffnotes.checkpoints import load_checkpoint
     ck = load_checkpoint(run_dir)
     weights = [*ck['model'].values(), *ck['ema'].get('shadow_params', [])]  # the raw weights and their average
     for t in weights:
@@ -382,7 +386,7 @@ MALFORMED = [(c, v) for c in MALFORMED_CMDS for v in _variants()]
 @pytest.mark.parametrize('cmd,variant', MALFORMED, ids=[f'{c}: {v}' for c, v in MALFORMED])
 def test_malformed_checkpoints_exit_2(run_dir, tmp_path, cmd, variant):
     "Each malformed checkpoint, with each command that reads one: exit 2, a message naming the fault, nothing written"
-    from diffnotes.runs import load_checkpoint
+    from diffnotes.checkpoints import load_checkpoint
     ck = load_checkpoint(run_dir)
     change, phrases = _variants()[variant]
     change(ck)
@@ -404,7 +408,7 @@ RESUME = {
 
 @pytest.mark.parametrize('variant', list(RESUME))
 def test_malformed_training_state_exits_2(run_dir, tmp_path, variant):
-    from diffnotes.runs import load_checkpoint
+    from diffnotes.checkpoints import load_checkpoint
     ck = load_checkpoint(run_dir)
     change, phrases = RESUME[variant]
     change(ck)
@@ -475,7 +479,7 @@ def disk(tmp_path):
 
 def _unfinished(run_dir, d):
     "A copy of `run_dir` in `d` planned for 2 epochs with 1 done: a run killed after its first checkpoint"
-    from diffnotes.runs import load_checkpoint
+    from diffnotes.checkpoints import load_checkpoint
     ck = load_checkpoint(run_dir)
     ck['config']['epochs'] = 2
     (d / 'run').mkdir()

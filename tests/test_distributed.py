@@ -52,7 +52,10 @@ class Dump(Callback):
 DRIVER = '''
 import sys, torch
 from fastai.callback.core import Callback, CancelFitException
-from diffnotes.runs import RunConfig, train_run, world, diffusion_cb, ema_cb, sample_from
+from diffnotes.config import RunConfig
+from diffnotes.runs import train_run, diffusion_cb, ema_cb
+from diffnotes.distributed import world
+from diffnotes.sampling import sample_from
 out, dump, stop, resume = sys.argv[1], sys.argv[2], int(sys.argv[3]), (sys.argv[4] if len(sys.argv) > 4 else None)
 def state(learn):
     "What each rank saves: its weights, sampler history, validation loss and moving average"
@@ -80,13 +83,15 @@ def launch(n, *args):
 
 def single_process(cfg, model_sd):
     "A one-process Learner of `cfg` holding the weights `model_sd`"
-    from diffnotes.runs import build_learner
+    from diffnotes.learner import build_learner
     learn = build_learner(cfg, None, False)
     learn.model.load_state_dict(model_sd)
     return learn
 
 def test_two_processes_train_one_run_and_resume_across_world_sizes():
-    from diffnotes.runs import load_checkpoint, RunConfig, sample_from
+    from diffnotes.checkpoints import load_checkpoint
+    from diffnotes.config import RunConfig
+    from diffnotes.sampling import sample_from
     with tempfile.TemporaryDirectory() as d:
         d = Path(d); (d / 'dump').mkdir(); driver = d / 'driver.py'; driver.write_text(DRIVER)
         out = launch(2, str(driver), str(d / 'run'), str(d / 'dump'), '1')  # one epoch of three, then a simulated kill
@@ -122,8 +127,10 @@ def test_two_processes_train_one_run_and_resume_across_world_sizes():
 DRIVER_OPTIONS = '''
 import sys, torch
 from fastai.callback.core import Callback, CancelFitException
-from diffnotes.runs import RunConfig, train_run, world, find_cb
-from diffnotes.callbacks import PowerEMA
+from diffnotes.config import RunConfig
+from diffnotes.runs import train_run, find_cb
+from diffnotes.distributed import world
+from diffnotes.ema import PowerEMA
 out, dump, stop, resume = sys.argv[1], sys.argv[2], int(sys.argv[3]), (sys.argv[4] if len(sys.argv) > 4 else None)
 def state(learn):
     "What each rank saves: its weights and post-hoc averages"
@@ -138,7 +145,7 @@ if dist.is_initialized(): dist.destroy_process_group()
 
 def test_two_processes_with_precision_clipping_accumulation_and_phema():
     "bf16, clipped, 3 batches per step and post-hoc EMA on 2 ranks, killed after epoch 1 and resumed: the ranks stay identical"
-    from diffnotes.runs import load_checkpoint
+    from diffnotes.checkpoints import load_checkpoint
     with tempfile.TemporaryDirectory() as d:
         d = Path(d)
         driver = d / 'driver.py'
@@ -160,7 +167,11 @@ def test_two_processes_with_precision_clipping_accumulation_and_phema():
 DRIVER_COND = '''
 import sys, torch
 from fastai.callback.core import Callback, CancelFitException
-from diffnotes.runs import RunConfig, train_run, world, sample_from, load_checkpoint
+from diffnotes.config import RunConfig
+from diffnotes.runs import train_run
+from diffnotes.distributed import world
+from diffnotes.sampling import sample_from
+from diffnotes.checkpoints import load_checkpoint
 out, dump, stop, resume = sys.argv[1], sys.argv[2], int(sys.argv[3]), (sys.argv[4] if len(sys.argv) > 4 else None)
 def state(learn):
     "What each rank saves: its weights"
@@ -176,7 +187,9 @@ if dist.is_initialized(): dist.destroy_process_group()
 
 def test_two_processes_train_a_conditional_run_and_resume_it():
     "A class-conditional run on 2 ranks, killed after epoch 1 and resumed: the ranks agree, and guided sampling is shared"
-    from diffnotes.runs import load_checkpoint, RunConfig, sample_from
+    from diffnotes.checkpoints import load_checkpoint
+    from diffnotes.config import RunConfig
+    from diffnotes.sampling import sample_from
     with tempfile.TemporaryDirectory() as d:
         d = Path(d); (d / 'dump').mkdir(); driver = d / 'driver.py'; driver.write_text(DRIVER_COND)
         launch(2, str(driver), str(d / 'run'), str(d / 'dump'), '1')
@@ -197,7 +210,8 @@ def test_two_processes_train_a_conditional_run_and_resume_it():
 def test_sample_command_under_torchrun_shares_the_images():
     "`diffnotes sample` on 2 processes: the ranks split the batches, rank 0 writes once, and the images are one process's"
     import subprocess, sys, contextlib, io
-    from diffnotes.runs import RunConfig, train_run
+    from diffnotes.config import RunConfig
+    from diffnotes.runs import train_run
     from diffnotes.data import tensor_dls, load_embedded
     exe = str(Path(sys.executable).parent / 'diffnotes')
     with tempfile.TemporaryDirectory() as d:

@@ -37,7 +37,7 @@ def test_train_on_image_folder(tmp_path, mode, model, args):
     assert r.returncode == 0, r.stderr[-3000:]
     assert 'TensorImage' not in r.stderr
     for f in ('model.pt', 'samples.png'): assert (tmp_path / 'run' / f).exists(), f
-    from diffnotes.runs import load_checkpoint
+    from diffnotes.checkpoints import load_checkpoint
     cfg = load_checkpoint(tmp_path / 'run')['config']
     assert cfg['cond'] == bool(args) and cfg['model'] == model
     if args: assert cfg['n_classes'] == 3

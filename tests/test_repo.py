@@ -53,25 +53,10 @@ def test_unknown_option_is_refused(tmp_path):
     assert r.returncode == 2 and 'unrecognized arguments: --gamma 3' in r.stderr
     assert not list(tmp_path.glob('*.png'))
 
-# The import graph of the package: layered, no circles, no private names across modules.
-LAYERS = {'checks': -1, 'schedules': 0, 'weights': 1, 'diffusion': 1, 'timesteps': 1, 'models': 0, 'data': 0, 'eval': 1,
-          'callbacks': 2, 'samplers': 2, 'config': 2.5, 'runs': 3, 'cli': 4}
-MATH = ('schedules', 'weights', 'diffusion', 'timesteps')
-
-def _imports(top_level=False):
-    "{module: [(imported module, [names])]} for the package's own modules (only their module-level imports with `top_level`)"
-    import ast
-    out = {}
-    for f in (ROOT/'diffnotes').glob('*.py'):
-        if f.stem.startswith('_'): continue
-        edges, tree = [], ast.parse(f.read_text())
-        for node in (tree.body if top_level else ast.walk(tree)):
-            if isinstance(node, ast.ImportFrom) and node.module:
-                mod = node.module.removeprefix('diffnotes.').lstrip('.') if (node.level or node.module.startswith('diffnotes')) else node.module
-                edges.append((mod, [a.name for a in node.names], node.level > 0 or node.module.startswith('diffnotes')))
-            elif isinstance(node, ast.Import): edges += [(a.name, [], False) for a in node.names]
-        out[f.stem] = edges
-    return out
+# The import graph of the package: layered, no circles, no private names across modules. The layers and the reading
+# of the imports live in tools/modgraph.py, which also draws the graph on the home page and in the README.
+sys.path.insert(0, str(ROOT/'tools'))
+from modgraph import LAYERS, MATH, imports as _imports, mermaid, check as check_diagram
 
 def import_floors():
     "The longest chain of imports below each module (its floor) and the private names imported across modules"
@@ -89,18 +74,28 @@ def import_floors():
 def test_import_graph_is_layered():
     floors, ours, private = import_floors()
     assert private == [], private
-    assert set(ours) == set(LAYERS), set(ours) ^ set(LAYERS)
+    assert set(ours) == set(LAYERS), set(ours) ^ set(LAYERS)  # every module has its layer, and every layer its module
     for m, deps in ours.items():
         for d in deps: assert LAYERS[d] < LAYERS[m], f"{m} imports {d}: an arrow up or sideways"
     imps = _imports()
     for m in MATH: assert not any(e.startswith('fastai') for e, _, _ in imps[m]), f"{m} imports fastai"
     assert ours['models'] == [] and ours['data'] == [] and ours['eval'] == ['data']
     assert ours['checks'] == [] and ours['config'] == ['checks']
-    light = {e.split('.')[0] for m in ('checks', 'config') for e, _, own in imps[m] if not own}
+    top_imps = _imports(top_level=True)  # `as_float` in checks imports torch when called, not when loaded
+    light = {e.split('.')[0] for m in ('checks', 'config') for e, _, own in top_imps[m] if not own}
     assert light <= {'math', 'os', 'json', 'dataclasses', 'fastcore'}, light  # the light modules: no torch, fastai or NumPy
-    top = {e.split('.')[0] for e, _, own in _imports(top_level=True)['cli'] if not own}
+    top = {e.split('.')[0] for e, _, own in top_imps['cli'] if not own}
     assert not top & {'torch', 'fastai', 'diffusers', 'numpy', 'matplotlib'}, top  # the command imports them in its commands
-    assert max(floors.values()) <= 6, floors
+    assert max(floors.values()) <= 9, floors  # the run layer's modules stack (files < learner < … < export < cli)
+
+def test_module_graph_is_drawn_from_the_imports():
+    "The Mermaid diagram of the home page (fenced for Quarto) and the README's (for GitHub) are the imports' own"
+    assert mermaid().startswith('flowchart TB\n') and ' --> ' in mermaid()
+    for f in ('nbs/index.ipynb', 'README.md'): assert check_diagram(ROOT/f) == '', check_diagram(ROOT/f)
+    assert '```{mermaid}' in (ROOT/'nbs/index.ipynb').read_text() and '```mermaid' in (ROOT/'README.md').read_text()
+    r = subprocess.run([sys.executable, 'tools/modgraph.py', '--check', 'README.md'], cwd=ROOT, capture_output=True,
+                       text=True)
+    assert r.returncode == 0, r.stdout + r.stderr
 
 def test_library_lines():
     "One statement per line and lines of at most 120 characters in the exported modules (nbdev's docstring and `__all__` aside)"

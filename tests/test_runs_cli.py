@@ -11,7 +11,7 @@ def run(*args, cwd):
     return subprocess.run([str(EXE), *args], capture_output=True, text=True, cwd=cwd, timeout=600)
 
 def weights(path):
-    from diffnotes.runs import load_checkpoint
+    from diffnotes.checkpoints import load_checkpoint
     return load_checkpoint(path)['model']
 
 def max_dw(a, b): return max((a[k] - b[k]).abs().max().item() for k in a)
@@ -27,7 +27,7 @@ def test_killed_run_resumes_bit_for_bit(tmp_path):
     ck, start = tmp_path / 'killed' / 'model.pt', time.time()
     while not ck.exists() and time.time() - start < 300 and p.poll() is None: time.sleep(0.02)
     p.send_signal(signal.SIGKILL); p.wait()
-    from diffnotes.runs import load_checkpoint
+    from diffnotes.checkpoints import load_checkpoint
     done = load_checkpoint(ck)['epochs_done']
     assert done == 1, done
     r = run('train', '--resume', 'killed', cwd=tmp_path)
@@ -72,7 +72,7 @@ def test_edm_run_from_the_command_line(tmp_path):
     "`diffnotes train --callback edm` measures σ_data, records it, and `diffnotes sample` draws with Heun by default"
     r = run('train', '--out', 'edm', '--callback', 'edm', '--epochs', '1', *TINY, cwd=tmp_path)
     assert r.returncode == 0, r.stderr[-3000:]
-    from diffnotes.runs import load_checkpoint
+    from diffnotes.checkpoints import load_checkpoint
     cfg = load_checkpoint(tmp_path / 'edm')['config']
     assert (cfg['objective'], cfg['weight'], cfg['sampler']) == ('edm', 'none', 'heun') and 0.5 < cfg['sigma_data'] < 1.2, cfg
     r = run('sample', 'edm', '--out', 's', '--n', '4', '--steps', '3', cwd=tmp_path)
@@ -93,7 +93,7 @@ def test_numeric_names_stay_text(tmp_path):
     r = run('train', '--data', '2024', '--out', '2025', '--channels', '16', '--epochs', '1', '--bs', '32',
             '--n-samples', '4', '--sample-steps', '2', cwd=tmp_path)
     assert r.returncode == 0, r.stderr[-3000:]
-    from diffnotes.runs import load_checkpoint
+    from diffnotes.checkpoints import load_checkpoint
     cfg = load_checkpoint(tmp_path / '2025')['config']
     assert (cfg['data'], cfg['channels']) == ('2024', [16]), cfg
     r = run('train', '--resume', '12345', cwd=tmp_path)
@@ -109,7 +109,7 @@ def test_conditional_run_killed_resumed_sampled_and_exported(tmp_path):
     ck, start = tmp_path / 'killed' / 'model.pt', time.time()
     while not ck.exists() and time.time() - start < 300 and p.poll() is None: time.sleep(0.02)
     p.send_signal(signal.SIGKILL); p.wait()
-    from diffnotes.runs import load_checkpoint
+    from diffnotes.checkpoints import load_checkpoint
     assert load_checkpoint(ck)['epochs_done'] == 1
     r = run('train', '--resume', 'killed', cwd=tmp_path)
     assert r.returncode == 0, r.stderr[-3000:]
@@ -201,7 +201,7 @@ def test_init_config_and_history(tmp_path):
     assert len((a / 'history.csv').read_text().splitlines()) == 2
     r = run('train', '--init', 'a', '--out', 'b', '--epochs', '1', '--lr', '1e-9', '--n-samples', '4', cwd=tmp_path)
     assert r.returncode == 0, r.stderr[-3000:]
-    from diffnotes.runs import load_checkpoint
+    from diffnotes.checkpoints import load_checkpoint
     ck = load_checkpoint(tmp_path / 'b')
     assert ck['config']['channels'] == [8, 16] and ck['config']['init'] == 'a' and ck['parent']['epochs_done'] == 1
     assert max_dw(weights(a), ck['model']) < 1e-4  # it started from a's weights (and barely moved at lr 1e-9)

@@ -5,7 +5,8 @@
 
 nbdev's own `nbdev-readme` renders with Quarto. This does the same job with nbdev's processing step
 (`nbdev.serve.proc_nbs`, which drops hidden cells and nbdev directives and turns the title cell into
-front matter) followed by nbconvert's markdown export of the stored outputs. Nothing is executed.
+front matter) followed by nbconvert's markdown export of the stored outputs. Nothing is executed. A diagram fenced
+```{mermaid} for Quarto is fenced ```mermaid for GitHub.
 """
 import argparse, contextlib, difflib, fcntl, re, sys
 from pathlib import Path
@@ -42,6 +43,7 @@ def render(cfg=None):
     nb.metadata['language_info'] = {'name': 'python'}  # code blocks fenced as ```python
     body, res = MarkdownExporter().from_notebook_node(nb, resources={'output_files_dir': FILES_DIR})
     body = re.sub(r'\n{3,}', '\n\n', re.sub(r'[ \t]+\n', '\n', body))
+    body = re.sub(r'^```\{mermaid\}$', '```mermaid', body, flags=re.M)  # Quarto's diagram fence as GitHub's
     nbs = cfg.nbs_path.relative_to(cfg.config_path).as_posix()
     site = '/'.join(x for x in (cfg.doc_host.rstrip('/'), cfg.doc_baseurl.strip('/')) if x)
     body = re.sub(r'\]\((?!https?:|/|#)([^)]+\.html(?:#[^)]*)?)\)', lambda m: f']({site}/{m.group(1)})', body)  # pages: on the site
