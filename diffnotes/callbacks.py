@@ -338,9 +338,7 @@ class DeviceMixedPrecision(MixedPrecision):
         self.scaler_state = dict(sd or {})
         sc = getattr(self.learn, 'scaler', None)
         if sc is not None and self.scaler_state: sc.load_state_dict(self.scaler_state)
-    def state(self)->dict:
-        "Deprecated: the previous release's name of `state_dict`, kept for one release"
-        return self.state_dict()
+    state = state_dict  # deprecated: the previous release's name, kept for one release
 
 # %% ../nbs/07_callbacks.ipynb #ac00fn01
 class CheckpointedAccumulation(GradientAccumulation):
@@ -369,13 +367,8 @@ class CheckpointedAccumulation(GradientAccumulation):
         "Set the count and the gradients of `st` on the model's parameters"
         self.count = st['count']
         for p, g in zip(self.parameters(), st['grads']): p.grad = None if g is None else g.to(p.device, p.dtype).clone()
-    def state(self)->dict:
-        "Deprecated: the previous release's name of `state_dict`, kept for one release"
-        return self.state_dict()
-    def load(self, st:dict, # from `state`
-            ):
-        "Deprecated: the previous release's name of `load_state_dict`, kept for one release"
-        self.load_state_dict(st)
+    state = state_dict  # deprecated: the previous release's name, kept for one release
+    load = load_state_dict  # deprecated: the previous release's name, kept for one release
 
 # %% ../nbs/07_callbacks.ipynb #ql00fn02
 class QuartileLoss(Callback):

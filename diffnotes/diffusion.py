@@ -100,35 +100,36 @@ def _comb(a, x, b, y):
     if isinstance(b, float) and b == 0: return x if isinstance(a, float) and a == 1 else x * a
     return x * a + y * b
 
+def _convert(objective, rows, x, y, abar_t):
+    "a·x + b·y, `(a, b)` the coefficients `rows` of `PRED_COEFS[objective]` at ᾱ: x̂0's, ε̂'s or F's"
+    a, b = PRED_COEFS[objective](abar_t.sqrt(), (1 - abar_t).sqrt())[rows]  # 1 − ᾱ in float16 would round to 0
+    return _comb(a, x, b, y)
+
+
 # %% ../nbs/03_diffusion.ipynb #e07e7930
 def x0_from_eps(x_t, eps, abar_t):
     "x0 = (x_t − √(1 − ᾱ)·ε) / √ᾱ; `abar_t` broadcastable to `x_t`"
-    a, b = PRED_COEFS['eps'](abar_t.sqrt(), (1 - abar_t).sqrt())[:2]
-    return _comb(a, x_t, b, eps)
+    return _convert('eps', slice(0, 2), x_t, eps, abar_t)
 
 # %% ../nbs/03_diffusion.ipynb #e8e54575
 def eps_from_x0(x_t, x0, abar_t):
     "ε = (x_t − √ᾱ·x0) / √(1 − ᾱ); `abar_t` broadcastable to `x_t`"
-    c, d = PRED_COEFS['x0'](abar_t.sqrt(), (1 - abar_t).sqrt())[2:4]
-    return _comb(c, x_t, d, x0)
+    return _convert('x0', slice(2, 4), x_t, x0, abar_t)
 
 # %% ../nbs/03_diffusion.ipynb #c7bccfcb
 def v_from_eps_x0(eps, x0, abar_t):
     "v = √ᾱ·ε − √(1 − ᾱ)·x0"
-    p, q = PRED_COEFS['v'](abar_t.sqrt(), (1 - abar_t).sqrt())[4:]
-    return _comb(p, x0, q, eps)
+    return _convert('v', slice(4, 6), x0, eps, abar_t)
 
 # %% ../nbs/03_diffusion.ipynb #7f5f267c
 def x0_from_v(x_t, v, abar_t):
     "x0 = √ᾱ·x_t − √(1 − ᾱ)·v"
-    a, b = PRED_COEFS['v'](abar_t.sqrt(), (1 - abar_t).sqrt())[:2]
-    return _comb(a, x_t, b, v)
+    return _convert('v', slice(0, 2), x_t, v, abar_t)
 
 # %% ../nbs/03_diffusion.ipynb #e2a42912
 def eps_from_v(x_t, v, abar_t):
     "ε = √(1 − ᾱ)·x_t + √ᾱ·v"
-    c, d = PRED_COEFS['v'](abar_t.sqrt(), (1 - abar_t).sqrt())[2:4]
-    return _comb(c, x_t, d, v)
+    return _convert('v', slice(2, 4), x_t, v, abar_t)
 
 # %% ../nbs/03_diffusion.ipynb #307ecf42
 def x0_eps_from_pred(pred,            # model output for the objective
@@ -158,8 +159,7 @@ def get_target(objective, # 'eps', 'x0' or 'v'
               ):
     "The regression target of `objective` for images `x0` noised with `noise`"
     check_objective(objective)
-    p, q = PRED_COEFS[objective](abar_t.sqrt(), (1 - abar_t).sqrt())[4:]
-    return _comb(p, x0, q, noise)
+    return _convert(objective, slice(4, 6), x0, noise, abar_t)
 
 # %% ../nbs/03_diffusion.ipynb #93d69f1a
 def mse_per_sample(pred, target):

@@ -60,13 +60,8 @@ class EMA(Callback):
             tmp = p.detach().clone()
             p.data.copy_(s)
             s.copy_(tmp)
-    def ema_state(self)->dict:
-        "Deprecated: the previous release's name of `state_dict`, kept for one release"
-        return self.state_dict()
-    def load_ema_state(self, sd:dict, # from `ema_state`
-                      ):
-        "Deprecated: the previous release's name of `load_state_dict`, kept for one release"
-        self.load_state_dict(sd)
+    ema_state = state_dict  # deprecated: the previous release's name, kept for one release
+    load_ema_state = load_state_dict  # deprecated: the previous release's name, kept for one release
 
 # %% ../nbs/08_ema.ipynb #ph00fn01
 def sigma_rel_to_gamma(sigma_rel:float, # relative width of the average, in (0, 12^-1/2): wider averages need γ < 0
@@ -142,13 +137,8 @@ class PowerEMA(Callback):
         if avgs is not None and self.avgs is not None:
             avgs = [[a.to(b.device) for a, b in zip(avg, cur)] for avg, cur in zip(avgs, self.avgs)]
         self.t, self.avgs = st['t'], avgs
-    def state(self)->dict:
-        "Deprecated: the previous release's name of `state_dict`, kept for one release"
-        return self.state_dict()
-    def load_state(self, st:dict, # from `state`
-                  ):
-        "Deprecated: the previous release's name of `load_state_dict`, kept for one release"
-        self.load_state_dict(st)
+    state = state_dict  # deprecated: the previous release's name, kept for one release
+    load_state = load_state_dict  # deprecated: the previous release's name, kept for one release
 
 # %% ../nbs/08_ema.ipynb #5eeca0f3
 def phema_reconstruct(snapshots:list,  # dicts `{'t', 'sigma_rels', 'averages'}`, as `PowerEMA.state_dict` gives them

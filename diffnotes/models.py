@@ -138,32 +138,27 @@ class TinyUNet(nn.Module):
                                 for c, c_next in zip(channels[::-1], channels[::-1][1:] + channels[:1]))
         self.unpool = nn.ModuleList(nn.Conv2d(c, c, 3, padding=1) for c in channels[::-1][1:])
         self.out = nn.Sequential(nn.GroupNorm(8, channels[0]), nn.SiLU(), nn.Conv2d(channels[0], out, 3, padding=1))
-
-# %% ../nbs/05_models.ipynb #ef18c93f
-from fastcore.basics import patch
-
-# %% ../nbs/05_models.ipynb #70546bd8
-@patch
-def forward(self:TinyUNet, x, t, y=None):
-    "Predict from noised images `x` at times `t`, of classes `y` (None: the null class, or an unconditional model)"
-    x, k = _plain(x), 2 ** len(self.pool)
-    if x.ndim != 4 or x.shape[1] != self.conv_in.in_channels or x.shape[-1] % k or x.shape[-2] % k:
-        raise ValueError(f"`x` must be (B, {self.conv_in.in_channels}, H, W) with H and W multiples of {k}; "
-                         f"got {tuple(x.shape)}")
-    emb = timestep_embedding(_scale_t(t, x, self.t_scale), self.emb_dim)  # in float32, precise enough for t up to 1000
-    emb = self.time_mlp(emb.to(self.time_mlp[0].weight.dtype))         # then the weights' dtype (.half(), .bfloat16())
-    y = _labels(y, x, self.n_classes)
-    if y is not None: emb = emb + self.class_emb(y)  # the class shifts every block as the time does
-    h, skips = self.conv_in(x), []
-    for i, blk in enumerate(self.down):
-        h = blk(h, emb)
-        skips.append(h)
-        if i < len(self.pool): h = self.pool[i](h)
-    h = self.mid(h, emb)
-    for i, blk in enumerate(self.up):
-        if i > 0: h = self.unpool[i - 1](F.interpolate(h, scale_factor=2., mode='nearest'))
-        h = blk(torch.cat([h, skips.pop()], dim=1), emb)
-    return self.out(h)
+    def forward(self, x, t, y=None):
+        "Predict from noised images `x` at times `t`, of classes `y` (None: the null class, or an unconditional model)"
+        x, k = _plain(x), 2 ** len(self.pool)
+        if x.ndim != 4 or x.shape[1] != self.conv_in.in_channels or x.shape[-1] % k or x.shape[-2] % k:
+            raise ValueError(f"`x` must be (B, {self.conv_in.in_channels}, H, W) with H and W multiples of {k}; "
+                             f"got {tuple(x.shape)}")
+        # in float32, precise enough for t up to 1000; then the weights' dtype (.half(), .bfloat16())
+        emb = timestep_embedding(_scale_t(t, x, self.t_scale), self.emb_dim)
+        emb = self.time_mlp(emb.to(self.time_mlp[0].weight.dtype))
+        y = _labels(y, x, self.n_classes)
+        if y is not None: emb = emb + self.class_emb(y)  # the class shifts every block as the time does
+        h, skips = self.conv_in(x), []
+        for i, blk in enumerate(self.down):
+            h = blk(h, emb)
+            skips.append(h)
+            if i < len(self.pool): h = self.pool[i](h)
+        h = self.mid(h, emb)
+        for i, blk in enumerate(self.up):
+            if i > 0: h = self.unpool[i - 1](F.interpolate(h, scale_factor=2., mode='nearest'))
+            h = blk(torch.cat([h, skips.pop()], dim=1), emb)
+        return self.out(h)
 
 # %% ../nbs/05_models.ipynb #tu2dfn01
 from diffusers import ModelMixin, ConfigMixin
@@ -200,7 +195,5 @@ def standalone_source()->str:
             'from diffusers.models.unets.unet_2d import UNet2DOutput', '']
     objs = (m._plain, m._scale_t, m._n_embeds, m._labels, m._check_widths, m.timestep_embedding, m.ResBlock, m.TinyUNet)
     parts = [inspect.getsource(o) for o in objs]
-    fwd = inspect.getsource(m.TinyUNet.forward)
-    if not fwd.startswith('@patch\n'): raise RuntimeError("`TinyUNet.forward` is expected to be attached by `@patch`")
-    parts += [fwd.removeprefix('@patch\n'), 'TinyUNet.forward = forward\n', inspect.getsource(m.TinyUNet2DModel)]
+    parts += [inspect.getsource(m.TinyUNet2DModel)]
     return '\n'.join(head) + '\n\n'.join(parts)

@@ -7,10 +7,10 @@ Docs: https://diffnotes.github.io/diffnotes/samplers.html.md"""
 # %% auto #0
 __all__ = ['VARIANCES', 'DENOISER_OBJECTIVES', 'Point', 'Churn', 'SAMPLERS', 'ddpm_sigma', 'ddpm_update', 'ddpm_step',
            'ddim_sigma', 'ddim_update', 'ddim_step', 'sampling_steps', 'sigma_of_abar', 'sigma_to_t', 'Denoiser',
-           'check_interval', 'image_seed', 'ImageNoise', 'BatchNoise', 'front_door_kwargs', 'ddpm_grid', 'ddpm_loop',
-           'ddpm_sample', 'ddim_grid', 'ddim_loop', 'ddim_sample', 'karras_sigmas', 'dpm_grid', 'dpm_update',
-           'dpm_loop', 'dpm_solver_sample', 'sigma_grid', 'euler_update', 'heun_update', 'euler_loop', 'heun_loop',
-           'sigma_sample', 'euler_sample', 'heun_sample']
+           'image_seed', 'ImageNoise', 'BatchNoise', 'front_door_kwargs', 'ddpm_grid', 'ddpm_loop', 'ddpm_sample',
+           'ddim_grid', 'ddim_loop', 'ddim_sample', 'karras_sigmas', 'dpm_grid', 'dpm_update', 'dpm_loop',
+           'dpm_solver_sample', 'sigma_grid', 'euler_update', 'heun_update', 'euler_loop', 'heun_loop', 'sigma_sample',
+           'euler_sample', 'heun_sample']
 
 # %% ../nbs/09_samplers.ipynb #e8286e6a
 import copy, math
@@ -18,6 +18,7 @@ from collections import namedtuple
 import torch
 from fastcore.meta import delegates
 from fastprogress.fastprogress import progress_bar
+from .checks import check_interval
 from .schedules import check_range, check_int, check_steps, check_objective, EDM_SIGMA_RANGE
 from .diffusion import (bcast, x0_eps_from_pred, pred_coefs, edm_scalings, learned_range_log_variance,
                                  as_schedule)
@@ -330,16 +331,6 @@ class Denoiser:
         elif out.shape[1] != C: raise ValueError(f"the model must output {C} (or {2 * C}) channels; got {out.shape[1]}")
         x0 = _lin(u, out, p.a, p.b)
         return x0.clamp(-1, 1) if self.clip_x0 else x0, _lin(u, out, p.c, p.d), var
-
-# %% ../nbs/09_samplers.ipynb #cf00fn01
-def check_interval(iv, # a guidance interval `(sigma_lo, sigma_hi)`
-                  ):
-    "`(lo, hi)` as floats with 0 ≤ lo < hi, or a `ValueError` naming `interval`"
-    try: lo, hi = (float(v) for v in iv)
-    except (TypeError, ValueError):
-        raise ValueError(f"`interval` must be two numbers (sigma_lo, sigma_hi); got {iv!r}") from None
-    if not 0 <= lo < hi or math.isnan(hi): raise ValueError(f"`interval` must have 0 ≤ sigma_lo < sigma_hi; got {iv!r}")
-    return lo, hi
 
 # %% ../nbs/09_samplers.ipynb #a1d0e007
 def _lin(u, F, a, b):
@@ -701,8 +692,16 @@ def heun_update(x, x0,       # x̃ and x̂0 at σ
     return torch.add(x, d, alpha=(sigma_next - sigma) / 2)
 
 # %% ../nbs/09_samplers.ipynb #8893cc6d
-def _sigma_loop(den, x, grid, noise, callback, churn, progress, heun):
-    "Euler's (`heun` False) or Heun's method from x_T along the σ grid, with EDM's churn"
+def euler_loop(den,                 # a `Denoiser` (`clipped` to clamp x̂0)
+               x,                   # the starting noise x_T (in the x_t scale)
+               grid,                # `(sigmas, ts)` of `sigma_grid`
+               noise=None,          # a noise source with `randn(shape, dtype)` (default: torch's generator)
+               callback=None,       # called with a dict (i, x, t, sigma, x0) at every step
+               churn:Churn=None,    # EDM's churn (default: none, the deterministic ODE)
+               progress:bool=False, # show a fastprogress bar
+               heun:bool=False,     # correct every step but the last with Heun's method (second order)
+              ):
+    "Euler's (or with `heun` Heun's) method on the probability-flow ODE in σ from `x` along `grid`; returns x_0"
     sig, ts = grid
     if not math.isfinite(sig[0]):
         raise ValueError("Euler and Heun need a finite σ at the first step; "
@@ -723,27 +722,13 @@ def _sigma_loop(den, x, grid, noise, callback, churn, progress, heun):
         x = xn
     return x / math.sqrt(1 + sg[-1]**2)
 
-def euler_loop(den,                 # a `Denoiser` (`clipped` to clamp x̂0)
-               x,                   # the starting noise x_T (in the x_t scale)
-               grid,                # `(sigmas, ts)` of `sigma_grid`
-               noise=None,          # a noise source with `randn(shape, dtype)` (default: torch's generator)
-               callback=None,       # called with a dict (i, x, t, sigma, x0) at every step
-               churn:Churn=None,    # EDM's churn (default: none, the deterministic ODE)
-               progress:bool=False, # show a fastprogress bar
-              ):
-    "Euler's method on the probability-flow ODE in σ from `x` along `grid`; returns x_0"
-    return _sigma_loop(den, x, grid, noise, callback, churn, progress, heun=False)
-
-def heun_loop(den,                 # a `Denoiser` (`clipped` to clamp x̂0)
-              x,                   # the starting noise x_T (in the x_t scale)
-              grid,                # `(sigmas, ts)` of `sigma_grid`
-              noise=None,          # a noise source with `randn(shape, dtype)` (default: torch's generator)
-              callback=None,       # called with a dict (i, x, t, sigma, x0) at every step
-              churn:Churn=None,    # EDM's churn (default: none, the deterministic ODE)
-              progress:bool=False, # show a fastprogress bar
-             ):
+@delegates(euler_loop, but=['heun'])
+def heun_loop(den,  # a `Denoiser` (`clipped` to clamp x̂0)
+              x,    # the starting noise x_T (in the x_t scale)
+              grid, # `(sigmas, ts)` of `sigma_grid`
+              **kwargs):
     "Heun's second-order method in σ from `x` along `grid` (EDM Algorithm 1, with Algorithm 2's churn); returns x_0"
-    return _sigma_loop(den, x, grid, noise, callback, churn, progress, heun=True)
+    return euler_loop(den, x, grid, heun=True, **kwargs)
 
 # %% ../nbs/09_samplers.ipynb #e0e0e005
 @torch.no_grad()
@@ -771,9 +756,8 @@ def sigma_sample(model,                # a network or function called as model(x
     kw = front_door_kwargs(**kwargs)
     den, noise, x = _setup(model, shape, sched, kw)
     grid = sigma_grid(den.sched, n_steps, spacing, rho, sigma_min, sigma_max, t_max)
-    loop = euler_loop if order == 1 else heun_loop
     churn = Churn(s_churn, s_tmin, s_tmax, s_noise)
-    return loop(den.clipped(clip_x0), x, grid, noise, kw['callback'], churn, kw['progress'])
+    return euler_loop(den.clipped(clip_x0), x, grid, noise, kw['callback'], churn, kw['progress'], heun=order == 2)
 
 @delegates(sigma_sample, but=['order'])
 def euler_sample(model,          # a network or function called as model(x_t, t), or a `Denoiser`
