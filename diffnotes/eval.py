@@ -6,7 +6,7 @@ Docs: https://diffnotes.github.io/diffnotes/eval.html.md"""
 
 # %% auto #0
 __all__ = ['FashionClassifier', 'train_classifier', 'classifier_path', 'load_classifier', 'ref_path', 'compute_ref', 'mean_cov',
-           'feature_stats', 'frechet_distance', 'check_images', 'ImageEval', 'kid_from_features', 'wilson_interval']
+           'feature_stats', 'frechet_distance', 'kid_from_features', 'check_images', 'ImageEval', 'wilson_interval']
 
 # %% ../nbs/10_eval.ipynb #5720222a
 import math, numbers
@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 import torch.nn.functional as F
+from fastcore.basics import patch
 from .data import load_embedded, to_model_scale
 
 # %% ../nbs/10_eval.ipynb #8be0ec9e
@@ -149,6 +150,22 @@ def frechet_distance(mu1, sigma1, # mean (d,) and covariance (d, d) of the first
     if not math.isfinite(res): raise ValueError(f"FID is not finite ({res}): the features are too large")
     return max(res, 0.)
 
+# %% ../nbs/10_eval.ipynb #bca19311
+def kid_from_features(fx, fy, # two feature sets (m, d) and (n, d), m, n ≥ 2
+                     )->float:
+    ("Unbiased MMD² between feature sets `fx` and `fy` with the cubic polynomial kernel; "
+     "a `ValueError` if it is not finite")
+    if fx.ndim != 2 or fy.ndim != 2 or fx.shape[1] != fy.shape[1] or len(fx) < 2 or len(fy) < 2:
+        raise ValueError("`fx` and `fy` must be feature sets (m, d) and (n, d) with m, n ≥ 2; "
+                         f"got shapes {tuple(fx.shape)} and {tuple(fy.shape)}")
+    d, m, n = fx.shape[1], len(fx), len(fy)
+    k = lambda a, b: (a @ b.T / d + 1) ** 3
+    kxx, kyy, kxy = k(fx, fx), k(fy, fy), k(fx, fy)
+    res = float((kxx.sum() - kxx.diagonal().sum()) / (m * (m - 1)) + (kyy.sum() - kyy.diagonal().sum()) / (n * (n - 1))
+                - 2 * kxy.mean())
+    if not math.isfinite(res): raise ValueError("KID is not finite: the features hold NaN or inf, or are too large")
+    return res
+
 # %% ../nbs/10_eval.ipynb #42e8c2ac
 def check_images(x,            # what should be images
                  name:str='x', # the argument's name, for the error message
@@ -185,56 +202,25 @@ class ImageEval:
         "The shipped classifier and test-set statistics"
         return cls(load_classifier(), torch.load(ref_path(), map_location='cpu', weights_only=True), bs=bs,
                    device=device)
-
-# %% ../nbs/10_eval.ipynb #8a9e1a2c
-from fastcore.basics import patch
-
-# %% ../nbs/10_eval.ipynb #ae2ede53
-@patch
-def features(self:ImageEval, x, # images (N, 1, 32, 32) in [-1, 1]
-            ):
-    "Float64 features (N, 128) of images `x`"
-    return _features(self.clf, check_images(x), self.bs, self.device)
-
-# %% ../nbs/10_eval.ipynb #d942fe76
-@patch
-def fid(self:ImageEval, x, # images (N, 1, 32, 32) in [-1, 1]
-       )->float:
-    "FID of images `x` against the reference"
-    mu, cov = feature_stats(self.features(x))
-    return frechet_distance(mu, cov, *(t.to(mu.device) for t in self.ref_stats))
-
-# %% ../nbs/10_eval.ipynb #6066bafa
-@patch
-def fid_between(self:ImageEval, a, b, # two sets of images (N, 1, 32, 32) in [-1, 1]
-               )->float:
-    "FID between two sets of images, both through the feature extractor"
-    check_images(a, 'a')
-    check_images(b, 'b')
-    return frechet_distance(*feature_stats(self.features(a)), *feature_stats(self.features(b)))
-
-# %% ../nbs/10_eval.ipynb #bca19311
-def kid_from_features(fx, fy, # two feature sets (m, d) and (n, d), m, n ≥ 2
-                     )->float:
-    ("Unbiased MMD² between feature sets `fx` and `fy` with the cubic polynomial kernel; "
-     "a `ValueError` if it is not finite")
-    if fx.ndim != 2 or fy.ndim != 2 or fx.shape[1] != fy.shape[1] or len(fx) < 2 or len(fy) < 2:
-        raise ValueError("`fx` and `fy` must be feature sets (m, d) and (n, d) with m, n ≥ 2; "
-                         f"got shapes {tuple(fx.shape)} and {tuple(fy.shape)}")
-    d, m, n = fx.shape[1], len(fx), len(fy)
-    k = lambda a, b: (a @ b.T / d + 1) ** 3
-    kxx, kyy, kxy = k(fx, fx), k(fy, fy), k(fx, fy)
-    res = float((kxx.sum() - kxx.diagonal().sum()) / (m * (m - 1)) + (kyy.sum() - kyy.diagonal().sum()) / (n * (n - 1))
-                - 2 * kxy.mean())
-    if not math.isfinite(res): raise ValueError("KID is not finite: the features hold NaN or inf, or are too large")
-    return res
-
-# %% ../nbs/10_eval.ipynb #ea798ec8
-@patch
-def kid(self:ImageEval, x, # images (N, 1, 32, 32) in [-1, 1]
-       )->float:
-    "KID of images `x` against the reference features"
-    return kid_from_features(self.features(x), self.ref['kid_feats'].double().to(self.device))
+    def features(self, x, # images (N, 1, 32, 32) in [-1, 1]
+                ):
+        "Float64 features (N, 128) of images `x`"
+        return _features(self.clf, check_images(x), self.bs, self.device)
+    def fid(self, x, # images (N, 1, 32, 32) in [-1, 1]
+           )->float:
+        "FID of images `x` against the reference"
+        mu, cov = feature_stats(self.features(x))
+        return frechet_distance(mu, cov, *(t.to(mu.device) for t in self.ref_stats))
+    def fid_between(self, a, b, # two sets of images (N, 1, 32, 32) in [-1, 1]
+                   )->float:
+        "FID between two sets of images, both through the feature extractor"
+        check_images(a, 'a')
+        check_images(b, 'b')
+        return frechet_distance(*feature_stats(self.features(a)), *feature_stats(self.features(b)))
+    def kid(self, x, # images (N, 1, 32, 32) in [-1, 1]
+           )->float:
+        "KID of images `x` against the reference features"
+        return kid_from_features(self.features(x), self.ref['kid_feats'].double().to(self.device))
 
 # %% ../nbs/10_eval.ipynb #9cd794a9
 @patch

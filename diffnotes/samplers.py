@@ -7,10 +7,10 @@ Docs: https://diffnotes.github.io/diffnotes/samplers.html.md"""
 # %% auto #0
 __all__ = ['VARIANCES', 'DENOISER_OBJECTIVES', 'Point', 'Churn', 'SAMPLERS', 'ddpm_sigma', 'ddpm_update', 'ddpm_step',
            'ddim_sigma', 'ddim_update', 'ddim_step', 'sampling_steps', 'sigma_of_abar', 'sigma_to_t', 'Denoiser',
-           'image_seed', 'ImageNoise', 'BatchNoise', 'front_door_kwargs', 'ddpm_grid', 'ddpm_loop', 'ddpm_sample',
-           'ddim_grid', 'ddim_loop', 'ddim_sample', 'karras_sigmas', 'dpm_grid', 'dpm_update', 'dpm_loop',
-           'dpm_solver_sample', 'sigma_grid', 'euler_update', 'heun_update', 'euler_loop', 'heun_loop', 'sigma_sample',
-           'euler_sample', 'heun_sample']
+           'image_seed', 'ImageNoise', 'BatchNoise', 'front_door_kwargs', 'run_steps', 'ddpm_grid', 'ddpm_loop',
+           'ddpm_sample', 'ddim_grid', 'ddim_loop', 'ddim_sample', 'karras_sigmas', 'dpm_grid', 'dpm_update',
+           'dpm_loop', 'dpm_solver_sample', 'sigma_grid', 'euler_update', 'heun_update', 'euler_loop', 'heun_loop',
+           'sigma_sample', 'euler_sample', 'heun_sample']
 
 # %% ../nbs/09_samplers.ipynb #e8286e6a
 import copy, math
@@ -410,6 +410,22 @@ def _report(callback, i, x, p, x0):
 
 def _noise(noise, den): return BatchNoise(None, den.device) if noise is None else noise
 
+# %% ../nbs/09_samplers.ipynb #7b2acaad
+def run_steps(den,                 # a `Denoiser`, or anything called as den(x, p) → (x̂0, ε̂, v)
+              x,                   # the starting state
+              pts,                 # the points of the run, one per step (`Denoiser.points`)
+              step,                # step(i, x, x0, eps, prev) → the next state; `prev`: the last step's x̂0 (None)
+              callback=None,       # called with a dict (i, x, t, sigma, x0) at every step
+              progress:bool=False, # show a fastprogress bar
+             ):
+    "The loop of a solver that calls the denoiser once a step: denoiser, `callback`, `step`; returns the last state"
+    prev = None
+    for i in _bar(range(len(pts)), progress):
+        x0, eps, _ = den(x, pts[i])
+        _report(callback, i, x, pts[i], x0)
+        x, prev = step(i, x, x0, eps, prev), x0
+    return x
+
 # %% ../nbs/09_samplers.ipynb #61459190
 def ddpm_grid(sched,          # a discrete `DiffusionSchedule` (or β's)
               n_steps:int=None, # steps, respaced evenly (default: all T)
@@ -504,11 +520,9 @@ def ddim_loop(den,                 # a `Denoiser` (`clipped` to clamp x̂0)
     pts, sig = den.points(abar_t, ts, bs=len(x)), ddim_sigma(abar_t, abar_prev, eta)
     c1, c2 = abar_prev.sqrt().tolist(), (1 - abar_prev - sig**2).clamp(min=0).sqrt().tolist()
     sig = sig.tolist()
-    for i in _bar(range(len(pts)), progress):
-        x0, eps, _ = den(x, pts[i])
-        _report(callback, i, x, pts[i], x0)
-        x = ddim_update(x0, eps, c1[i], c2[i], sig[i], noise.randn(x.shape, x.dtype) if sig[i] > 0 else None)
-    return x
+    def step(i, x, x0, eps, prev):
+        return ddim_update(x0, eps, c1[i], c2[i], sig[i], noise.randn(x.shape, x.dtype) if sig[i] > 0 else None)
+    return run_steps(den, x, pts, step, callback, progress)
 
 # %% ../nbs/09_samplers.ipynb #467b5cb2
 @torch.no_grad()
@@ -609,13 +623,9 @@ def dpm_loop(den,                 # a `Denoiser` (`clipped` to clamp x̂0)
     h = lam[1:] - lam[:-1]
     r = torch.cat([h.new_zeros(1), h[1:] / (2 * h[:-1])])  # the 2M extrapolation weight h/(2 h_prev)
     r[-1] = 0  # first order at the first and the last step
-    ratio, drop = (sigma[1:] / sigma[:-1]).tolist(), (alpha[1:] * torch.expm1(-h)).tolist()
-    prev, r = None, r.tolist()
-    for i in _bar(range(len(pts)), progress):
-        x0 = den(x, pts[i])[0]
-        _report(callback, i, x, pts[i], x0)
-        x, prev = dpm_update(x, x0, prev, r[i], ratio[i], drop[i]), x0
-    return x
+    ratio, drop, r = (sigma[1:] / sigma[:-1]).tolist(), (alpha[1:] * torch.expm1(-h)).tolist(), r.tolist()
+    return run_steps(den, x, pts, lambda i, x, x0, eps, prev: dpm_update(x, x0, prev, r[i], ratio[i], drop[i]),
+                     callback, progress)
 
 # %% ../nbs/09_samplers.ipynb #a75a89da
 @torch.no_grad()

@@ -12,6 +12,7 @@ __all__ = ['uniform_steps', 'uniform_t', 'lognormal_sigma', 'LossSecondMomentSam
 import re
 from itertools import accumulate, repeat
 import torch
+from fastcore.basics import patch
 from .checks import check_int
 from .schedules import check_range, check_steps, abar_from_betas
 
@@ -58,57 +59,40 @@ class LossSecondMomentSampler:
         self.history_per_term = check_steps(history_per_term, 'history_per_term')
         self.history = torch.zeros(self.n_train_steps, self.history_per_term, dtype=torch.float64, device=device)
         self.counts = torch.zeros(self.n_train_steps, dtype=torch.long, device=device)
-
-# %% ../nbs/04_timesteps.ipynb #9f924053
-from fastcore.basics import patch
-
-# %% ../nbs/04_timesteps.ipynb #a052afe4
-@patch
-def probs(self:LossSecondMomentSampler):
-    "The current sampling distribution p over the steps"
-    T = self.n_train_steps
-    p = self.history.pow(2).mean(1).sqrt()
-    p = p / p.sum() * (1 - self.uniform_prob) + self.uniform_prob / T
-    warm = (self.counts >= self.history_per_term).all() & (p.isfinite().all())
-    return torch.where(warm, p, torch.full_like(p, 1 / T))
-
-# %% ../nbs/04_timesteps.ipynb #987cb833
-@patch
-def sample(self:LossSecondMomentSampler, batch_size:int, # number of steps to draw
-           device=None,   # device of the result (default: where the history lives)
-           generator=None, # `torch.Generator` for reproducible draws (on the history's device)
+    def probs(self):
+        "The current sampling distribution p over the steps"
+        T = self.n_train_steps
+        p = self.history.pow(2).mean(1).sqrt()
+        p = p / p.sum() * (1 - self.uniform_prob) + self.uniform_prob / T
+        warm = (self.counts >= self.history_per_term).all() & (p.isfinite().all())
+        return torch.where(warm, p, torch.full_like(p, 1 / T))
+    def sample(self, batch_size:int, # number of steps to draw
+               device=None,   # device of the result (default: where the history lives)
+               generator=None, # `torch.Generator` for reproducible draws (on the history's device)
+              ):
+        "Draw `batch_size` steps from `probs`; returns `(t, weights)` with weights 1/(T·p_t)"
+        batch_size = check_int(batch_size, 'batch_size')
+        p = self.probs()
+        t = torch.multinomial(p, batch_size, replacement=True, generator=generator)
+        w = 1 / (self.n_train_steps * p[t])
+        return t.to(device or t.device), w.float().to(device or t.device)
+    def to(self, device, # where the history should live
           ):
-    "Draw `batch_size` steps from `probs`; returns `(t, weights)` with weights 1/(T·p_t)"
-    batch_size = check_int(batch_size, 'batch_size')
-    p = self.probs()
-    t = torch.multinomial(p, batch_size, replacement=True, generator=generator)
-    w = 1 / (self.n_train_steps * p[t])
-    return t.to(device or t.device), w.float().to(device or t.device)
-
-# %% ../nbs/04_timesteps.ipynb #17389a8d
-@patch
-def to(self:LossSecondMomentSampler, device, # where the history should live
-      ):
-    "Move the loss history (and its counts) to `device`; returns the sampler"
-    self.history, self.counts = self.history.to(device), self.counts.to(device)
-    return self
-
-# %% ../nbs/04_timesteps.ipynb #54c7a4c1
-@patch
-def state_dict(self:LossSecondMomentSampler)->dict:
-    "The loss history and counts (cloned), for checkpoints"
-    return {'history': self.history.clone(), 'counts': self.counts.clone()}
-
-@patch
-def load_state_dict(self:LossSecondMomentSampler, sd:dict, # from `state_dict`
-                   ):
-    "Restore the loss history and counts from `sd`, on the history's current device"
-    if tuple(sd['history'].shape) != tuple(self.history.shape):
-        raise ValueError(f"the importance sampler's history has shape {tuple(self.history.shape)} "
-                         f"(T, history_per_term); the checkpoint's has {tuple(sd['history'].shape)}")
-    self.history.copy_(sd['history'])
-    self.counts.copy_(sd['counts'])
-    return self
+        "Move the loss history (and its counts) to `device`; returns the sampler"
+        self.history, self.counts = self.history.to(device), self.counts.to(device)
+        return self
+    def state_dict(self)->dict:
+        "The loss history and counts (cloned), for checkpoints"
+        return {'history': self.history.clone(), 'counts': self.counts.clone()}
+    def load_state_dict(self, sd:dict, # from `state_dict`
+                       ):
+        "Restore the loss history and counts from `sd`, on the history's current device"
+        if tuple(sd['history'].shape) != tuple(self.history.shape):
+            raise ValueError(f"the importance sampler's history has shape {tuple(self.history.shape)} "
+                             f"(T, history_per_term); the checkpoint's has {tuple(sd['history'].shape)}")
+        self.history.copy_(sd['history'])
+        self.counts.copy_(sd['counts'])
+        return self
 
 # %% ../nbs/04_timesteps.ipynb #a87d33b8
 @patch
