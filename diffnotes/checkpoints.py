@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 from .checks import check_int, check_range
 from .config import RunConfig, MAX_PARAMS
-from .ema import phema_coefficients
+from .ema import phema_reconstruct
 from .learner import build_model
 
 # %% ../nbs/15_checkpoints.ipynb #87848782
@@ -117,8 +117,4 @@ def phema_average(run,              # a run folder (or its checkpoint) trained w
     if not files:
         raise ValueError(f"`ema_length`: {run_folder(run)} has no post-hoc EMA snapshots; "
                          "train it with `phema=True` (the command's `--phema`)")
-    snaps = [load_checkpoint(f, 'diffnotes-phema') for f in files]
-    ts = [s['t'] for s in snaps for _ in s['sigma_rels']]
-    x = phema_coefficients(ts, [r for s in snaps for r in s['sigma_rels']], max(ts), sigma_rel)[:, 0]
-    avgs = [a for s in snaps for a in s['averages']]  # one list of tensors per (snapshot, width)
-    return [sum(w * avg[i].double() for w, avg in zip(x.tolist(), avgs)).float() for i in range(len(avgs[0]))]
+    return phema_reconstruct([load_checkpoint(f, 'diffnotes-phema') for f in files], sigma_rel)

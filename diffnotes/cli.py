@@ -81,10 +81,14 @@ def _pair(v, name):
     except ValueError: raise ValueError(f"`{name}` must be two numbers 'lo,hi', e.g. 0.28,5.42; got {v!r}") from None
     return lo, hi
 
+def _fashion_run(cfg)->bool:
+    "Whether a conditional run was trained on Fashion-MNIST's ten classes"
+    return cfg.n_classes == 10 and cfg.data in ('embedded', 'full')
+
 def class_names_of(cfg)->list:
     "The class names of a conditional run: recorded in its configuration, else Fashion-MNIST's, else numbers"
     if cfg.classes: return list(cfg.classes)
-    if cfg.n_classes == 10 and cfg.data in ('embedded', 'full'):
+    if _fashion_run(cfg):
         from diffnotes.data import FASHION_CLASSES
         return list(FASHION_CLASSES)
     return [str(k) for k in range(cfg.n_classes or 0)]
@@ -106,10 +110,10 @@ def _sample_labels(label, cfg, n):
 
 def _class_line(x, cfg, ys, guidance):
     "How many samples the evaluation classifier puts in their class (Fashion-MNIST runs), or what was drawn"
-    import torch
     from diffnotes.eval import ImageEval
-    ys = torch.arange(len(x)) % cfg.n_classes if ys is None else ys
-    if cfg.data not in ('embedded', 'full') or tuple(x.shape[1:]) != (1, 32, 32) or cfg.n_classes != 10:
+    from diffnotes.sampling import draw_labels
+    ys = draw_labels(cfg, len(x)) if ys is None else ys  # the classes `sample_from` drew
+    if not _fashion_run(cfg) or tuple(x.shape[1:]) != (1, 32, 32):
         return f"drew classes {sorted(set(ys.tolist()))} with guidance {guidance:g}"
     r = ImageEval.fashion_mnist().accuracy(x, ys)
     lo, hi = r['acc_ci95']
@@ -120,7 +124,8 @@ def _class_line(x, cfg, ys, guidance):
 def _outputs(out, run, sampler, steps, seed, label, guidance, ema_length):
     "The two files a draw writes: `out`.pt and .png, by default in the run's folder, named by what was drawn"
     if out is None:
-        folder = Path(run) if Path(run).is_dir() else Path(run).parent
+        from diffnotes.checkpoints import run_folder  # reached only after `sample` has imported torch
+        folder = run_folder(run)
         given = (('label', label), ('w', guidance), ('ema', ema_length))
         extra = ''.join(f'-{k}{v}' for k, v in given if v is not None)
         out = folder / f"samples-{sampler}-{steps}-{seed}{extra}".replace('/', '_')

@@ -7,7 +7,8 @@ Docs: https://diffnotes.github.io/diffnotes/config.html.md"""
 # %% auto #0
 __all__ = ['MODELS', 'CALLBACKS', 'SCHEDULES', 'WEIGHTS', 'SAMPLER_NAMES', 'PRECISIONS', 'LOGGERS', 'STUDY_BUDGET', 'MAX_PARAMS',
            'CROSS_RULES', 'SAMPLE_KEYS', 'LOG_KEYS', 'ARCH_KEYS', 'FRESH_KEYS', 'opt', 'RunConfig', 'field_docs',
-           'allowed', 'default_steps', 'check_field', 'sampling_of', 'resume_config', 'init_config', 'read_config']
+           'allowed', 'default_steps', 'check_field', 'sampling_of', 'resume_config', 'arch_changes', 'init_config',
+           'read_config']
 
 # %% ../nbs/11_config.ipynb #72db461c
 import math, os
@@ -229,6 +230,15 @@ def resume_config(ck:dict,             # a checkpoint from `runs.load_checkpoint
 ARCH_KEYS = ('model', 'channels', 'in_channels', 'size', 'learn_variance', 'cond', 'n_classes')  # the weights' shape
 FRESH_KEYS = ('precision', 'init') + LOG_KEYS  # not inherited from a parent run
 
+def arch_changes(old:RunConfig, # the parent run's configuration
+                 new:RunConfig, # the new run's
+                 where:str,     # how the message names the parent's values, e.g. 'in runs/a'
+                 given:str,     # and the new ones, e.g. 'given'
+                )->str:
+    "The fields of `ARCH_KEYS` that differ between `old` and `new`, as text ('' when the weights fit)"
+    return ', '.join(f"`{k}` {getattr(old, k)!r} {where}, {getattr(new, k)!r} {given}" for k in ARCH_KEYS
+                     if getattr(old, k) != getattr(new, k))
+
 def init_config(parent:dict,         # the parent run's configuration (its checkpoint's 'config')
                 init:str,            # where the parent is, recorded in the new run
                 overrides:dict=None, # options given; `ARCH_KEYS` must match the parent's
@@ -237,10 +247,8 @@ def init_config(parent:dict,         # the parent run's configuration (its check
     old = RunConfig(**parent)
     base = {k: v for k, v in asdict(old).items() if k not in FRESH_KEYS}
     new = RunConfig(**{**base, **(overrides or {}), 'init': str(init)})
-    diff = [f"`{k}` {getattr(old, k)!r} in {init}, {getattr(new, k)!r} given" for k in ARCH_KEYS
-            if getattr(old, k) != getattr(new, k)]
-    if diff:
-        raise ValueError("`init`: the new run keeps the parent's architecture, so its weights fit; " + ', '.join(diff))
+    diff = arch_changes(old, new, f'in {init}', 'given')
+    if diff: raise ValueError(f"`init`: the new run keeps the parent's architecture, so its weights fit; {diff}")
     return new
 
 # %% ../nbs/11_config.ipynb #rc00fn01

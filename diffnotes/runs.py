@@ -19,14 +19,14 @@ from fastcore.basics import noop
 from fastai.callback.core import Callback
 from fastai.callback.progress import CSVLogger
 from .checks import check_int
-from .config import RunConfig, SAMPLE_KEYS, ARCH_KEYS, resume_config, MAX_PARAMS
+from .config import RunConfig, SAMPLE_KEYS, arch_changes, resume_config, MAX_PARAMS
 from .callbacks import DiffusionCallback, NaNGuard
 from .ema import EMA
 from .data import describe_data
 from .distributed import world, is_main, barrier, distrib_ctx
 from .files import plain, save_atomic, write_atomic, write_config, link_atomic, remove_stale, RunLock
 from .learner import build_learner
-from .checkpoints import load_checkpoint, load_weights
+from .checkpoints import load_checkpoint, load_weights, run_folder
 from .sampling import sample_from
 
 # %% ../nbs/17_runs.ipynb #dd0a366f
@@ -223,10 +223,8 @@ def init_from(learn,                   # a Learner built by `build_learner` for 
              )->dict:
     "Load the weights and moving average of run `cfg.init` into `learn`; its record for the new run's checkpoints"
     ck = load_checkpoint(cfg.init, max_params=max_params)
-    old = RunConfig(**ck['config'])
-    diff = [f"`{k}` {getattr(old, k)!r} there, {getattr(cfg, k)!r} here" for k in ARCH_KEYS
-            if getattr(old, k) != getattr(cfg, k)]
-    if diff: raise ValueError(f"`init` {cfg.init}: its weights do not fit this run: {', '.join(diff)}")
+    diff = arch_changes(RunConfig(**ck['config']), cfg, 'there', 'here')
+    if diff: raise ValueError(f"`init` {cfg.init}: its weights do not fit this run: {diff}")
     load_weights(learn.model, ck['model'], cfg.init)
     if ema_cb(learn) is not None and ck.get('ema'): ema_cb(learn).load_state_dict({**ck['ema'], 'decay': cfg.ema_decay})
     return {'run': str(Path(cfg.init).resolve()), 'epochs_done': ck.get('epochs_done'), 'config': ck['config']}
@@ -263,7 +261,10 @@ class RunLog(CSVLogger):
     def after_fit(self):
         if self.file is not None: self.file.close()
         self.learn.logger = self.old_logger
-    def read_log(self): return __import__('pandas').read_csv(self.folder / self.fname)
+    def read_log(self):
+        "The log as a pandas `DataFrame`"
+        import pandas as pd
+        return pd.read_csv(self.folder / self.fname)
 
 def log_cbs(cfg:RunConfig, # the run's configuration
             out,           # its folder
@@ -306,7 +307,7 @@ def _prepare(cfg, out, ck, dls, progress, src=None, device=None, num_workers=0, 
     learn = build_learner(cfg, dls, progress, device, num_workers)
     if is_main() and not ck: print(describe_data(learn.dls), flush=True)  # what was loaded, before any training
     done = ck['epochs_done'] if ck else 0
-    parent = (ck or {}).get('parent') if ck else init_from(learn, cfg, max_params) if cfg.init else None
+    parent = ck.get('parent') if ck else init_from(learn, cfg, max_params) if cfg.init else None
     learn.add_cb(RunCheckpoint(cfg, out / 'model.pt', done, ck['history'] if ck else None, parent))
     learn.add_cbs(log_cbs(cfg, out, done))
     if cfg.sample_every: learn.add_cb(SampleGrid(cfg, out / 'samples', cfg.sample_every))
@@ -351,7 +352,7 @@ def train_run(cfg:RunConfig=None,  # the configuration (default `RunConfig()`); 
     if resume is not None:  # the checkpoint is read once, here
         try: ck, resume = load_checkpoint(resume, max_params=max_params), Path(resume)
         except ValueError as e: raise ValueError(f"`resume`: {e}") from None
-        out = resume if resume.is_dir() else resume.parent
+        out = run_folder(resume)
         given = {} if cfg is None else {k: getattr(cfg, k) for k in SAMPLE_KEYS}
         cfg = resume_config(ck, {**given, **(overrides or {})})
     cfg, out = cfg or RunConfig(), Path(out)
