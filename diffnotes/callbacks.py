@@ -17,7 +17,7 @@ from fastai.callback.fp16 import MixedPrecision, AMPMode
 from fastcore.foundation import L
 from fastai.callback.tracker import TerminateOnNaNCallback
 from fastai.callback.training import GradientAccumulation
-from .checks import check_int, check_choice, check_objective
+from .checks import check_int, check_choice, check_objective, moved_names
 from .schedules import cosine_abar, edm_abar, check_range, EDM_SIGMA_RANGE
 from .weights import eps_mse
 from .diffusion import (noisify, get_target, mse_per_sample, vlb_term, bcast, DiffusionSchedule, edm_scalings,
@@ -38,7 +38,12 @@ class DiffusionLoss:
         m = w * mse_per_sample(pred.chunk(2, dim=1)[0] if vlb else pred, target)
         # unchecked: reading the variance channels would sync the host per batch, and `NaNGuard` names a NaN loss
         return m + vlb_term(pred, *vlb, self.sched, self.objective, self.lambda_vlb, check=False) if vlb else m
-    def __call__(self, pred, target, w, r, *vlb): return (r * self.per_sample(pred, target, w, r, *vlb)).mean()
+    def __call__(self, pred, target, w, r, *vlb):
+        "The batch's loss; its per-sample losses before `r` are kept, detached, in `last`"
+        per = self.per_sample(pred, target, w, r, *vlb)
+        self.last = per.detach()
+        return (r * per).mean()
+    def __getstate__(self): return {k: v for k, v in self.__dict__.items() if k != 'last'}  # a batch is not state
 
 # %% ../nbs/07_callbacks.ipynb #e3ee4434
 class DiffusionCallback(Callback):
@@ -96,11 +101,14 @@ class DiffusionCallback(Callback):
         own = isinstance(self.learn.loss_func, DiffusionLoss)
         self.learn.yb = (target, *self.loss_args(x0, x_t, t, r)) if own else (target,)
     def before_batch(self):
-        "Replace the batch of clean images by `(x_t, t[, y])`, and `yb` by the target (and what `DiffusionLoss` needs)"
+        "Replace the batch by the model's inputs (`forward_process`), and `yb` by the target (and what the loss needs)"
         x0, t, noise, r = self.draws()
+        u, t_in, target, x_t = self.forward_process(x0, t, noise)
+        self.set_batch(self.inputs(u, t_in), target, x0, x_t, t, r)
+    def forward_process(self, x0, t, noise):
+        "`(model input, model time, target, x_t)` of clean images `x0` at times `t`: noised, and the target"
         x_t, _ = noisify(x0, t, self.sched, noise)
-        target = get_target(self.objective, x0, noise, bcast(self.sched.lookup('abar', t), x0))
-        self.set_batch(self.inputs(x_t, t), target, x0, x_t, t, r)
+        return x_t, t, get_target(self.objective, x0, noise, bcast(self.sched.lookup('abar', t), x0)), x_t
     def cond_classes(self)->int:
         "The number of classes of a conditional model: `n_classes`, else the model's (inside DDP's wrapper), else None"
         m = self.learn.model
@@ -157,8 +165,8 @@ class DiffusionCallback(Callback):
     def after_loss(self):
         "Feed the batch's per-sample losses (before importance weighting) back to the importance sampler"
         if not (self.training and self.t_sampler is not None): return
-        with torch.no_grad():  # unchecked: reading the losses would sync, and `NaNGuard` names a non-finite one
-            self.t_sampler.update(self.xb[1], self.learn.loss_func.per_sample(self.pred, *self.yb), check=False)
+        # unchecked: reading the losses would sync, and `NaNGuard` names a non-finite one
+        self.t_sampler.update(self.xb[1], self.learn.loss_func.last, check=False)
     def position(self, t):
         "Where the model's time input `t` lies in [0, 1]: continuous time is its own position"
         return t
@@ -238,13 +246,11 @@ class EDMCallback(DiffusionCallback):
     def draw_t(self, bs, device, gen):
         "Noise levels σ, and no importance weights"
         return lognormal_sigma(bs, self.p_mean, self.p_std, device, gen), None
-    def before_batch(self):
-        "Replace the batch by `(c_in·x, c_noise[, y])` with x = x0 + σn, and `yb` by the target (x0 − c_skip·x)/c_out"
-        x0, sigma, noise, r = self.draws()
+    def forward_process(self, x0, sigma, noise):
+        "`(c_in·x, c_noise, target, x)` with x = x0 + σn and EDM's target (x0 − c_skip·x)/c_out"
         x = x0 + bcast(sigma, x0) * noise
         _, _, c_in, c_noise = edm_scalings(sigma, self.sigma_data)
-        target = edm_target(x0, x, sigma, self.sigma_data)
-        self.set_batch(self.inputs(bcast(c_in, x0) * x, c_noise), target, x0, x, sigma, r)
+        return bcast(c_in, x0) * x, c_noise, edm_target(x0, x, sigma, self.sigma_data), x
     def position(self, t):
         "EDM's c_noise = ln(σ)/4: the quantile of σ under the training log-normal"
         return 0.5 * (1 + torch.erf((4 * t.float() - self.p_mean) / (self.p_std * math.sqrt(2))))
@@ -393,16 +399,8 @@ class QuartileLoss(Callback):
     def per_sample(self):
         "The batch's per-sample training losses, before importance weights"
         lf = self.learn.loss_func
-        return (lf.per_sample(self.pred, *self.yb) if isinstance(lf, DiffusionLoss)
-                else mse_per_sample(self.pred, self.yb[0]))
+        return lf.last if isinstance(lf, DiffusionLoss) else mse_per_sample(self.pred, self.yb[0])
 
 # %% ../nbs/07_callbacks.ipynb #37f3f4e5
-_MOVED_TO_EMA = ('EMA', 'PowerEMA', 'phema_coefficients', 'power_dot', 'sigma_rel_to_gamma', 'gamma_to_sigma_rel')
-
-def __getattr__(name):
-    "Names moved to `diffnotes.ema`, still importable from here for one release with a `DeprecationWarning`"
-    if name not in _MOVED_TO_EMA: raise AttributeError(f"module 'diffnotes.callbacks' has no attribute {name!r}")
-    import importlib, warnings
-    warnings.warn(f"`diffnotes.callbacks.{name}` has moved: import it from `diffnotes.ema`", DeprecationWarning,
-                  stacklevel=2)
-    return getattr(importlib.import_module('diffnotes.ema'), name)
+__getattr__ = moved_names('diffnotes.callbacks', {
+    'ema': 'EMA PowerEMA phema_coefficients power_dot sigma_rel_to_gamma gamma_to_sigma_rel'})

@@ -6,7 +6,7 @@ Docs: https://diffnotes.github.io/diffnotes/checks.html.md"""
 
 # %% auto #0
 __all__ = ['check_number', 'MAX_STEPS', 'OBJECTIVES', 'interval', 'check_range', 'check_int', 'check_steps', 'as_float',
-           'check_choice', 'check_bool', 'check_objective', 'check_interval']
+           'check_choice', 'check_bool', 'check_objective', 'check_interval', 'moved_names']
 
 # %% ../nbs/00_checks.ipynb #e9915fec
 import math
@@ -124,3 +124,17 @@ def check_interval(iv, # a guidance interval `(sigma_lo, sigma_hi)`
         raise ValueError(f"`interval` must be two numbers (sigma_lo, sigma_hi); got {iv!r}") from None
     if not 0 <= lo < hi or math.isnan(hi): raise ValueError(f"`interval` must have 0 ≤ sigma_lo < sigma_hi; got {iv!r}")
     return lo, hi
+
+# %% ../nbs/00_checks.ipynb #debc91b0
+def moved_names(module:str, # the module the names left, e.g. 'diffnotes.runs'
+                moved:dict, # new module (under `diffnotes`) → the names it now holds, separated by spaces
+               ):
+    "A module `__getattr__` that finds a moved name in its new module, with a `DeprecationWarning` naming it"
+    where = {name: new for new, names in moved.items() for name in names.split()}
+    def __getattr__(name):
+        if name not in where: raise AttributeError(f"module {module!r} has no attribute {name!r}")
+        import importlib, warnings
+        warnings.warn(f"`{module}.{name}` has moved: import it from `diffnotes.{where[name]}`", DeprecationWarning,
+                      stacklevel=2)
+        return getattr(importlib.import_module(f'diffnotes.{where[name]}'), name)
+    return __getattr__

@@ -156,11 +156,12 @@ def x0_eps_from_pred(pred,            # model output for the objective
     return _comb_in(a, x_t, b, pred), _comb_in(c, x_t, d, pred)
 
 def _comb_in(a, x, b, y):
-    "a·x + b·y in `x`'s dtype: tensor coefficients as (a/m·x + b/m·y)·m, m = max(|a|, |b|), so float16 never overflows"
+    ("a·x + b·y in `x`'s dtype, tensor coefficients above 1 as (a/m·x + b/m·y)/(1/m) with m = max(|a|, |b|): float16 "
+     "never holds 1/√ᾱ, and x̂0 of an ε-model rounds as (x_t − √(1−ᾱ)·ε̂)/√ᾱ, as it is usually written")
     if not torch.is_tensor(a): return _comb(a, x, b, y)
-    m = torch.maximum(a.abs(), b.abs())
-    a, b, m = (k.to(x.dtype) for k in (a / m, b / m, m))
-    return (x * a + y * b) * m
+    m = torch.maximum(a.abs(), b.abs()).clamp(min=1)
+    a, b, d = (k.to(x.dtype) for k in (a / m, b / m, 1 / m))
+    return (x * a + y * b) / d
 
 # %% ../nbs/03_diffusion.ipynb #7ef5ac53
 def get_target(objective, # 'eps', 'x0' or 'v'

@@ -10,7 +10,7 @@ __all__ = ['CHECKPOINT_KEYS', 'RESUME_KEYS', 'RunRNG', 'diffusion_cb', 'find_cb'
            'log_cbs', 'RunInterrupted', 'train_run', 'save_grid', 'plot_quartiles', 'save_losses', 'finish_run']
 
 # %% ../nbs/20_runs.ipynb #6a03f0c5
-import contextlib, importlib, os, random, sys, time, warnings
+import contextlib, os, random, time
 from dataclasses import asdict
 from functools import partial
 from pathlib import Path
@@ -18,7 +18,7 @@ import torch
 from fastcore.basics import noop
 from fastai.callback.core import Callback
 from fastai.callback.progress import CSVLogger
-from .checks import check_int
+from .checks import check_int, moved_names
 from .config import RunConfig, SAMPLE_KEYS, arch_changes, resume_config, MAX_PARAMS
 from .callbacks import DiffusionCallback, NaNGuard
 from .ema import EMA
@@ -453,7 +453,7 @@ def finish_run(learn, cfg:RunConfig, out, seconds:float, sample:bool=True):
                    f"wrote {', '.join(str(p) for p in written)}", flush=True)
 
 # %% ../nbs/20_runs.ipynb #mv00fn01
-_MOVED = {  # the names that moved out of `runs`, by their new module
+__getattr__ = moved_names('diffnotes.runs', {  # the names that moved out of `runs`, by their new module
     'distributed': 'world is_main group barrier init_group',
     'files': ('plain as_os_error os_errors write_atomic save_atomic remove_stale link_atomic write_config RunLock '
               'result_path'),
@@ -463,12 +463,4 @@ _MOVED = {  # the names that moved out of `runs`, by their new module
                    'phema_average',
     'sampling': 'sampler_kwargs progress_lines sample_from draw_labels load_run',
     'studies': 'NFE_SAMPLERS model_calls nfe_steps nfe_samplers fid_vs_nfe GUIDANCE_SWEEP guidance_sweep FIDCurve',
-    'export': 'PREDICTION_TYPES DIFFUSERS_SCHEDULES TINY_MODULE diffusers_unet export_diffusers'}
-_MOVED = {name: module for module, names in _MOVED.items() for name in names.split()}
-
-def __getattr__(name):
-    "A name that moved out of `runs`, from its new module, with a `DeprecationWarning` naming it (for one release)"
-    if name not in _MOVED: raise AttributeError(f"module 'diffnotes.runs' has no attribute {name!r}")
-    warnings.warn(f"`diffnotes.runs.{name}` has moved: import it from `diffnotes.{_MOVED[name]}`", DeprecationWarning,
-                  stacklevel=2)
-    return getattr(importlib.import_module(f'diffnotes.{_MOVED[name]}'), name)
+    'export': 'PREDICTION_TYPES DIFFUSERS_SCHEDULES TINY_MODULE diffusers_unet export_diffusers'})

@@ -15,7 +15,8 @@ import torch
 from .checks import check_int, check_range
 from .config import RunConfig, MAX_PARAMS, sampling_of
 from .timesteps import all_gather_padded
-from .samplers import SAMPLERS, ImageNoise, Denoiser
+from .samplers import SAMPLERS
+from .denoiser import ImageNoise, Denoiser
 from .distributed import group
 from .learner import build_model, build_schedule
 from .checkpoints import load_checkpoint, load_weights, phema_average

@@ -14,8 +14,9 @@ from diffnotes.schedules import linear_betas, cosine_betas, cosine_abar, abar_fr
 from diffnotes.weights import p2_weights, min_snr_weights, eps_weight, eps_mse, continuous_weights, edm_weights, sigmoid_weights, weight_table
 from diffnotes.diffusion import noisify, get_target, x0_eps_from_pred, DiffusionSchedule, hybrid_loss, learned_range_log_variance
 from diffnotes.timesteps import uniform_steps, uniform_t, lognormal_sigma, LossSecondMomentSampler, space_timesteps, respace_betas
-from diffnotes.samplers import (ddim_step, ddpm_step, sampling_steps, ddim_sample, ddpm_sample, dpm_grid, dpm_solver_sample,
-                                euler_sample, heun_sample, karras_sigmas, Denoiser, ImageNoise, image_seed, SAMPLERS)
+from diffnotes.grids import sampling_steps, dpm_grid, karras_sigmas
+from diffnotes.denoiser import Denoiser, ImageNoise, image_seed
+from diffnotes.samplers import ddim_step, ddpm_step, ddim_sample, ddpm_sample, dpm_solver_sample, euler_sample, heun_sample, SAMPLERS
 from diffnotes.models import TinyUNet, timestep_embedding
 from diffnotes.data import to_model_scale, read_idx, get_dls
 from diffnotes.eval import ImageEval, frechet_distance
