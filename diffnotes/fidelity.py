@@ -9,19 +9,18 @@ __all__ = ['check_features', 'dist_blocks', 'knn_radii', 'ball_counts', 'nearest
            'memorisation', 'show_nearest', 'fidelity_report']
 
 # %% ../nbs/13_fidelity.ipynb #daea7dec
-import math
-import numpy as np
 import torch
 from .checks import check_int, check_range
 from .eval import wilson_interval
 
-# %% ../nbs/13_fidelity.ipynb #ac63f474
+# %% ../nbs/13_fidelity.ipynb #dc3f93e7
 def check_features(f,            # a set of N vectors (N, d), or of N images (N, ...) that are flattened
                    name:str='f', # the argument's name, for the error message
                    d:int=None,   # the length each vector must have (that of the other set); None for any
                   )->torch.Tensor:
     "`f` as float64 vectors (N, d), or a `ValueError` naming `name` for an empty, non-finite or mismatched set"
-    if not torch.is_tensor(f): raise ValueError(f"`{name}` must be a tensor (N, d) of N ≥ 1 vectors; got {type(f).__name__}")
+    if not torch.is_tensor(f):
+        raise ValueError(f"`{name}` must be a tensor (N, d) of N ≥ 1 vectors; got {type(f).__name__}")
     if f.ndim < 2 or len(f) == 0 or f[0].numel() == 0:
         raise ValueError(f"`{name}` must be a tensor (N, d) of N ≥ 1 vectors, d ≥ 1; got shape {tuple(f.shape)}")
     if f.is_complex(): raise ValueError(f"`{name}` must hold real numbers; got complex values")
@@ -32,7 +31,7 @@ def check_features(f,            # a set of N vectors (N, d), or of N images (N,
     if bool(bad.any()): raise ValueError(f"`{name}` must hold finite values; got {int(bad.sum())} NaN or inf")
     return f
 
-# %% ../nbs/13_fidelity.ipynb #3d34daa4
+# %% ../nbs/13_fidelity.ipynb #955d5638
 def dist_blocks(a,                # vectors (N, d), float64
                 b,                # vectors (M, d), float64
                 chunk:int=1024,   # rows of `a` per block, in [1, inf): the block holds `chunk` × M distances
@@ -41,7 +40,7 @@ def dist_blocks(a,                # vectors (N, d), float64
     chunk = check_int(chunk, 'chunk', 1)
     for i in range(0, len(a), chunk): yield i, torch.cdist(a[i:i + chunk], b)
 
-# %% ../nbs/13_fidelity.ipynb #ff4d46f7
+# %% ../nbs/13_fidelity.ipynb #c7a76afa
 def knn_radii(f,              # vectors (N, d), N ≥ k + 1
               k:int=3,        # which neighbour, in [1, N - 1]: the point itself does not count
               chunk:int=1024, # rows per block of distances
@@ -56,7 +55,7 @@ def knn_radii(f,              # vectors (N, d), N ≥ k + 1
         r[i:i + n] = d.kthvalue(k + 1, dim=1).values
     return r
 
-# %% ../nbs/13_fidelity.ipynb #0d3e32c7
+# %% ../nbs/13_fidelity.ipynb #64c1c8b5
 def ball_counts(x,              # vectors (N, d)
                 centres,        # centres of the balls (M, d)
                 radii,          # their radii (M,)
@@ -66,12 +65,13 @@ def ball_counts(x,              # vectors (N, d)
     centres = check_features(centres, 'centres')
     x = check_features(x, 'x', centres.shape[1])
     radii = torch.as_tensor(radii, dtype=torch.float64)
-    if radii.shape != (len(centres),): raise ValueError(f"`radii` must have shape ({len(centres)},), one per centre; got {tuple(radii.shape)}")
+    if radii.shape != (len(centres),):
+        raise ValueError(f"`radii` must have shape ({len(centres)},), one per centre; got {tuple(radii.shape)}")
     n = torch.empty(len(x), dtype=torch.long)
     for i, d in dist_blocks(x, centres, chunk): n[i:i + len(d)] = (d <= radii).sum(1)
     return n
 
-# %% ../nbs/13_fidelity.ipynb #30d7c623
+# %% ../nbs/13_fidelity.ipynb #fa8d4e34
 def nearest(x,              # vectors (N, d)
             y,              # vectors (M, d), M ≥ n
             n:int=1,        # how many nearest rows of `y`, in [1, M]
@@ -85,13 +85,13 @@ def nearest(x,              # vectors (N, d)
     for i, d in dist_blocks(x, y, chunk): dist[i:i + len(d)], idx[i:i + len(d)] = d.topk(n, dim=1, largest=False)
     return dist, idx
 
-# %% ../nbs/13_fidelity.ipynb #c70ae513
+# %% ../nbs/13_fidelity.ipynb #144a0816
 def precision_recall(real,           # real feature vectors (N, d), N ≥ k + 1
                      fake,           # generated feature vectors (M, d), M ≥ k + 1
                      k:int=3,        # neighbour that sets each ball's radius, in [1, min(N, M) - 1]
                      chunk:int=1024, # rows per block of distances
                     )->dict:
-    "Improved precision and recall (Kynkäänniemi et al. 2019): shares of `fake` inside the real manifold and of `real` inside the fake one"
+    "Precision and recall (Kynkäänniemi et al. 2019): shares of `fake` in the real manifold and of `real` in the fake"
     real = check_features(real, 'real')
     fake = check_features(fake, 'fake', real.shape[1])
     k = check_int(k, 'k', 1, min(len(real), len(fake)) - 1)
@@ -99,7 +99,7 @@ def precision_recall(real,           # real feature vectors (N, d), N ≥ k + 1
     recall = ball_counts(real, fake, knn_radii(fake, k, chunk), chunk) > 0
     return {'precision': precision.double().mean().item(), 'recall': recall.double().mean().item()}
 
-# %% ../nbs/13_fidelity.ipynb #598620ff
+# %% ../nbs/13_fidelity.ipynb #4eaaf0ec
 def density_coverage(real,           # real feature vectors (N, d), N ≥ k + 1
                      fake,           # generated feature vectors (M, d), M ≥ 1
                      k:int=5,        # neighbour that sets each real ball's radius, in [1, N - 1]
@@ -114,7 +114,7 @@ def density_coverage(real,           # real feature vectors (N, d), N ≥ k + 1
     coverage = nearest(real, fake, 1, chunk)[0][:, 0] <= r
     return {'density': density.item(), 'coverage': coverage.double().mean().item()}
 
-# %% ../nbs/13_fidelity.ipynb #6b35c853
+# %% ../nbs/13_fidelity.ipynb #a1ed9dad
 def prdc(real,           # real feature vectors (N, d)
          fake,           # generated feature vectors (M, d)
          k_pr:int=3,     # neighbour for precision and recall (3 in Kynkäänniemi et al.), in [1, min(N, M) - 1]
@@ -124,28 +124,30 @@ def prdc(real,           # real feature vectors (N, d)
     "Precision, recall, density and coverage of `fake` against `real`"
     return {**precision_recall(real, fake, k_pr, chunk), **density_coverage(real, fake, k_dc, chunk)}
 
-# %% ../nbs/13_fidelity.ipynb #102bb023
+# %% ../nbs/13_fidelity.ipynb #60f53dd3
 def memorisation(fake,           # generated vectors (N, d), or images (N, ...) compared pixel by pixel
                  train,          # the training set, the same kind of vectors (M, d), M ≥ 2
                  held_out,       # real vectors the model never saw, same kind (K, d), K ≥ 1
                  q:float=0.05,   # the quantile of the held-out nearest distances that sets the threshold, in (0, 1)
                  chunk:int=1024, # rows per block of distances
                 )->dict:
-    "Share of `fake` closer to a training vector than the `q`-quantile of `held_out`'s nearest distances, and the pieces"
+    "Share of `fake` nearer a training vector than the `q`-quantile of `held_out`'s nearest distances, and the pieces"
     train = check_features(train, 'train')
-    if len(train) < 2: raise ValueError(f"`train` must hold at least 2 vectors, for the second-nearest; got {len(train)}")
+    if len(train) < 2:
+        raise ValueError(f"`train` must hold at least 2 vectors, for the second-nearest; got {len(train)}")
     fake, held_out = check_features(fake, 'fake', train.shape[1]), check_features(held_out, 'held_out', train.shape[1])
     q = check_range(q, 'q', 0, 1, lo_open=True, hi_open=True)
     d, idx = nearest(fake, train, 2, chunk)
     dh = nearest(held_out, train, 2, chunk)[0]
-    ratio, ratio_h = (d[:, 0] / d[:, 1]).nan_to_num(0.), (dh[:, 0] / dh[:, 1]).nan_to_num(0.)  # 0/0: two copies, ratio 0
+    ratio = (d[:, 0] / d[:, 1]).nan_to_num(0.)  # 0/0: the sample coincides with two training vectors, a copy
+    ratio_h = (dh[:, 0] / dh[:, 1]).nan_to_num(0.)
     tau, ratio_tau = torch.quantile(dh[:, 0], q).item(), torch.quantile(ratio_h, q).item()
     k, k_ratio = int((d[:, 0] <= tau).sum()), int((ratio <= ratio_tau).sum())
     return {'share': k / len(fake), 'share_ci95': wilson_interval(k, len(fake)), 'threshold': tau, 'q': q,
             'ratio_share': k_ratio / len(fake), 'ratio_threshold': ratio_tau, 'n': len(fake),
             'distances': d[:, 0], 'nearest': idx[:, 0], 'ratio': ratio, 'held_out_distances': dh[:, 0]}
 
-# %% ../nbs/13_fidelity.ipynb #0fa2a8ef
+# %% ../nbs/13_fidelity.ipynb #1b9486ff
 def show_nearest(fake,        # generated images (N, 1, H, W) or (N, H, W)
                  train,       # training images, the same size
                  mem:dict,    # `memorisation(...)` of these images (in either space)
@@ -167,26 +169,29 @@ def show_nearest(fake,        # generated images (N, 1, H, W) or (N, H, W)
     fig.tight_layout()
     return fig
 
-# %% ../nbs/13_fidelity.ipynb #5019db8a
+# %% ../nbs/13_fidelity.ipynb #2dcc0953
 def fidelity_report(ev,             # an `ImageEval`, e.g. `ImageEval.fashion_mnist()`
                     x,              # generated images (N, 1, 32, 32) in [-1, 1]
-                    real=None,      # real images to compare with; default: the reference's real features (`ev.ref['kid_feats']`)
+                    real=None,      # real images to compare with; default: the features `ev.ref['kid_feats']`
                     train=None,     # the model's training images, for memorisation (with `held_out`)
                     held_out=None,  # real images the model never saw, for memorisation (with `train`)
                     k_pr:int=3,     # neighbour for precision and recall
                     k_dc:int=5,     # neighbour for density and coverage
                     q:float=0.05,   # the memorisation threshold's quantile of held-out distances, in (0, 1)
                    )->dict:
-    "Precision, recall, density, coverage and (given `train` and `held_out`) memorisation of images `x`, with a 'text' line"
-    if (train is None) != (held_out is None): raise ValueError("`train` and `held_out` must be given together, or neither")
+    "Precision, recall, density, coverage and (given `train` and `held_out`) memorisation of `x`, with a 'text' line"
+    if (train is None) != (held_out is None):
+        raise ValueError("`train` and `held_out` must be given together, or neither")
     f = ev.features(x)
     f = f.cpu()
     fr = ev.ref['kid_feats'].cpu() if real is None else ev.features(real).cpu()
     res = {'n': len(f), 'n_real': len(fr), **prdc(fr, f, k_pr, k_dc)}
-    res['text'] = (f"precision {res['precision']:.3f}, recall {res['recall']:.3f} (k={k_pr}), density {res['density']:.3f}, "
-                   f"coverage {res['coverage']:.3f} (k={k_dc}); n={res['n']} vs {res['n_real']} real")
+    res['text'] = (f"precision {res['precision']:.3f}, recall {res['recall']:.3f} (k={k_pr}), "
+                   f"density {res['density']:.3f}, coverage {res['coverage']:.3f} (k={k_dc}); "
+                   f"n={res['n']} vs {res['n_real']} real")
     if train is not None:
         m = memorisation(f, ev.features(train).cpu(), ev.features(held_out).cpu(), q)
-        res.update({f'memorised_{key}': m[key] for key in ('share', 'share_ci95', 'threshold', 'ratio_share')}, q=m['q'])
+        res.update({f'memorised_{key}': m[key] for key in ('share', 'share_ci95', 'threshold', 'ratio_share')})
+        res['q'] = m['q']
         res['text'] += f"; closer to a training image than {m['q']:.0%} of held-out images: {m['share']:.1%}"
     return res
