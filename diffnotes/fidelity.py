@@ -182,8 +182,8 @@ def fidelity_report(ev,             # an `ImageEval`, e.g. `ImageEval.fashion_mn
     "Precision, recall, density, coverage and (given `train` and `held_out`) memorisation of `x`, with a 'text' line"
     if (train is None) != (held_out is None):
         raise ValueError("`train` and `held_out` must be given together, or neither")
-    f = ev.features(x)
-    f = f.cpu()
+    q = check_range(q, 'q', 0, 1, lo_open=True, hi_open=True)  # before the features, which take the time
+    f = ev.features(x).cpu()
     fr = ev.ref['kid_feats'].cpu() if real is None else ev.features(real).cpu()
     res = {'n': len(f), 'n_real': len(fr), **prdc(fr, f, k_pr, k_dc)}
     res['text'] = (f"precision {res['precision']:.3f}, recall {res['recall']:.3f} (k={k_pr}), "
@@ -193,5 +193,6 @@ def fidelity_report(ev,             # an `ImageEval`, e.g. `ImageEval.fashion_mn
         m = memorisation(f, ev.features(train).cpu(), ev.features(held_out).cpu(), q)
         res.update({f'memorised_{key}': m[key] for key in ('share', 'share_ci95', 'threshold', 'ratio_share')})
         res['q'] = m['q']
-        res['text'] += f"; closer to a training image than {m['q']:.0%} of held-out images: {m['share']:.1%}"
+        res['text'] += (f"; {m['share']:.1%} nearer a training image than the nearest {q:.0%} of held-out images "
+                        f"({q:.0%} by chance)")
     return res
