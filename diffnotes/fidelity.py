@@ -48,10 +48,11 @@ def knn_radii(f,              # vectors (N, d), N ≥ k + 1
     "Distance (N,) from each row of `f` to its `k`-th nearest other row"
     f = check_features(f)
     k = check_int(k, 'k', 1, len(f) - 1)
-    r = torch.empty(len(f), dtype=f.dtype)
+    r = torch.empty(len(f), dtype=f.dtype, device=f.device)
     for i, d in dist_blocks(f, f, chunk):
         n = len(d)
-        d[torch.arange(n), torch.arange(i, i + n)] = 0.  # each point is its own 0-th neighbour, exactly
+        rows = torch.arange(n, device=f.device)
+        d[rows, rows + i] = 0.  # each point is its own 0-th neighbour, exactly
         r[i:i + n] = d.kthvalue(k + 1, dim=1).values
     return r
 
@@ -64,10 +65,10 @@ def ball_counts(x,              # vectors (N, d)
     "For each row of `x`, the number of balls `(centres, radii)` that hold it, the sphere included (N,)"
     centres = check_features(centres, 'centres')
     x = check_features(x, 'x', centres.shape[1])
-    radii = torch.as_tensor(radii, dtype=torch.float64)
+    radii = torch.as_tensor(radii, dtype=torch.float64, device=centres.device)
     if radii.shape != (len(centres),):
         raise ValueError(f"`radii` must have shape ({len(centres)},), one per centre; got {tuple(radii.shape)}")
-    n = torch.empty(len(x), dtype=torch.long)
+    n = torch.empty(len(x), dtype=torch.long, device=x.device)
     for i, d in dist_blocks(x, centres, chunk): n[i:i + len(d)] = (d <= radii).sum(1)
     return n
 
@@ -81,7 +82,8 @@ def nearest(x,              # vectors (N, d)
     y = check_features(y, 'y')
     x = check_features(x, 'x', y.shape[1])
     n = check_int(n, 'n', 1, len(y))
-    dist, idx = torch.empty(len(x), n, dtype=torch.float64), torch.empty(len(x), n, dtype=torch.long)
+    dist = torch.empty(len(x), n, dtype=torch.float64, device=x.device)
+    idx = torch.empty(len(x), n, dtype=torch.long, device=x.device)
     for i, d in dist_blocks(x, y, chunk): dist[i:i + len(d)], idx[i:i + len(d)] = d.topk(n, dim=1, largest=False)
     return dist, idx
 
@@ -124,7 +126,7 @@ def prdc(real,           # real feature vectors (N, d)
     "Precision, recall, density and coverage of `fake` against `real`"
     return {**precision_recall(real, fake, k_pr, chunk), **density_coverage(real, fake, k_dc, chunk)}
 
-# %% ../nbs/13_fidelity.ipynb #60f53dd3
+# %% ../nbs/13_fidelity.ipynb #99da0c85
 def memorisation(fake,           # generated vectors (N, d), or images (N, ...) compared pixel by pixel
                  train,          # the training set, the same kind of vectors (M, d), M ≥ 2
                  held_out,       # real vectors the model never saw, same kind (K, d), K ≥ 1
@@ -147,7 +149,7 @@ def memorisation(fake,           # generated vectors (N, d), or images (N, ...) 
             'ratio_share': k_ratio / len(fake), 'ratio_threshold': ratio_tau, 'n': len(fake),
             'distances': d[:, 0], 'nearest': idx[:, 0], 'ratio': ratio, 'held_out_distances': dh[:, 0]}
 
-# %% ../nbs/13_fidelity.ipynb #1b9486ff
+# %% ../nbs/13_fidelity.ipynb #7975d0e8
 def show_nearest(fake,        # generated images (N, 1, H, W) or (N, H, W)
                  train,       # training images, the same size
                  mem:dict,    # `memorisation(...)` of these images (in either space)
@@ -158,18 +160,18 @@ def show_nearest(fake,        # generated images (N, 1, H, W) or (N, H, W)
     "A figure of generated images above their nearest training images, with the distances; returns the figure"
     import matplotlib.pyplot as plt
     n = check_int(n, 'n', 1, len(fake))
-    idx = mem['distances'].argsort()[:n] if idx is None else torch.as_tensor(idx)[:n]
+    idx = mem['distances'].cpu().argsort()[:n] if idx is None else torch.as_tensor(idx)[:n]
     fig, axs = plt.subplots(2, len(idx), figsize=(1.3 * len(idx), 3), squeeze=False)
     for col, i in enumerate(idx.tolist()):
-        for row, img in enumerate((fake[i], train[mem['nearest'][i]])):
+        for row, img in enumerate((fake[i], train[int(mem['nearest'][i])])):
             axs[row, col].imshow(torch.as_tensor(img).reshape(img.shape[-2:]).float(), cmap='gray')
             axs[row, col].set_axis_off()
-        axs[0, col].set_title(f"{mem['distances'][i]:.3g}", fontsize=8)
+        axs[0, col].set_title(f"{float(mem['distances'][i]):.3g}", fontsize=8)
     fig.suptitle(title + ', with the distance', fontsize=9)
     fig.tight_layout()
     return fig
 
-# %% ../nbs/13_fidelity.ipynb #2dcc0953
+# %% ../nbs/13_fidelity.ipynb #c0010090
 def fidelity_report(ev,             # an `ImageEval`, e.g. `ImageEval.fashion_mnist()`
                     x,              # generated images (N, 1, 32, 32) in [-1, 1]
                     real=None,      # real images to compare with; default: the features `ev.ref['kid_feats']`
