@@ -6,8 +6,8 @@ Docs: https://diffnotes.github.io/diffnotes/features.html.md"""
 
 # %% auto #0
 __all__ = ['check_image_batch', 'bare_inception', 'random_inception_weights', 'load_inception', 'inception_input',
-           'InceptionFeatures', 'ref_from_features', 'FeatureEval', 'inception_eval', 'ImageClassifier', 'folder_eval',
-           'domain_check']
+           'InceptionFeatures', 'ref_from_features', 'FeatureEval', 'inception_eval', 'folder_images',
+           'ImageClassifier', 'folder_eval', 'domain_check']
 
 # %% ../nbs/14_features.ipynb #e4e4a0bd
 import random, tempfile, warnings
@@ -17,7 +17,7 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 from .checks import check_int
-from .data import get_dls, describe_data, class_names, image_files, to_model_scale
+from .data import get_dls, describe_data, class_names, image_files, scan_images, to_model_scale
 from .eval import FashionClassifier, ImageEval, feature_stats, frechet_distance, wilson_interval
 
 # %% ../nbs/14_features.ipynb #d31dd0f9
@@ -145,8 +145,9 @@ class FeatureEval(ImageEval):
                  shape=None,        # the `(C, H, W)` the features expect, or None for 1 or 3 channels of any size
                  bs:int=64,         # batch size for feature extraction
                  device=None,       # where the features are computed (default: the CPU)
+                 labels=None,       # the class of each real image, where known
                 ):
-        self.shape = None if shape is None else tuple(shape)
+        self.shape, self.labels = None if shape is None else tuple(shape), labels
         super().__init__(clf, ref, check_image_batch(real, self.shape, 'real'), check_int(bs, 'bs'), device)
     def check(self, x, name:str='x'):
         "`x` unchanged, or a one-line `ValueError` naming `name` unless it holds images of this feature space"
@@ -183,6 +184,19 @@ class FeatureEval(ImageEval):
         res['text'] = (f"FID {res['fid']:.2f} (n={n}, 95% CI {lo:.2f}–{hi:.2f}; "
                        f"real-data floor at n={nf}: {res['floor']:.2f}), KID {res['kid']:.4f}")
         return res
+    @torch.no_grad()
+    def accuracy(self, x, # images of `shape`
+                 labels,  # the class requested for each image, (N,)
+                )->dict:
+        "As `ImageEval.accuracy`, for a classifier with a head; `real_acc` is its held-out accuracy, `ref['acc']`"
+        y = torch.as_tensor(labels).long().reshape(-1)
+        if len(y) != len(self.check(x)): raise ValueError(f"`labels` must hold {len(x)} classes, one per image; got {len(y)}")
+        if 'acc' not in self.ref: raise ValueError("`accuracy` needs a classifier with a head and `ref['acc']`, as `folder_eval` makes")
+        right = torch.cat([self.clf(x[i:i + self.bs].to(self.device).float()).argmax(1).cpu()
+                           for i in range(0, len(x), self.bs)]) == y
+        k = int(right.sum())
+        return {'n': len(y), 'acc': k / len(y), 'acc_ci95': wilson_interval(k, len(y)), 'real_acc': self.ref['acc'],
+                'class_acc': {int(c): float(right[y == c].float().mean()) for c in y.unique()}}
 
 # %% ../nbs/14_features.ipynb #85f424df
 def inception_eval(path,           # torch-fidelity's Inception-v3 weights file (`--inception`)
@@ -196,7 +210,25 @@ def inception_eval(path,           # torch-fidelity's Inception-v3 weights file 
     return FeatureEval(inc, ref_from_features(inc.features(check_image_batch(real, name='real')), n_kid), real, bs=bs,
                        device=device)
 
-# %% ../nbs/14_features.ipynb #4d4b86d2
+# %% ../nbs/14_features.ipynb #67b0be8f
+def folder_images(folder,          # a folder of images (subfolders included), e.g. the reference set (`--ref`)
+                  size:int=32,     # side of the square images returned: that of the samples
+                  channels:int=3,  # 1 (grey) or 3 (RGB)
+                 )->torch.Tensor:
+    "Every image under `folder` as floats (N, `channels`, `size`, `size`) in [-1, 1], centre-cropped and resized (PIL bicubic)"
+    from PIL import Image, ImageOps
+    files, size, channels = image_files(folder), check_int(size, 'size'), check_int(channels, 'channels', 1, 3)
+    if channels == 2: raise ValueError("`channels` must be 1 or 3; got 2")
+    if len(files) < 2: raise ValueError(f"`folder` {folder} holds {len(files)} images; FID needs at least 2")
+    bad = [f for f, v in scan_images(files).items() if v is None]
+    if bad: raise ValueError(f"`folder` {folder}: {len(bad)} of {len(files)} images cannot be read ({bad[0]})")
+    def read(f):
+        with Image.open(f) as im:
+            im = ImageOps.fit(im.convert('L' if channels == 1 else 'RGB'), (size, size), Image.BICUBIC)
+            return torch.from_numpy(np.asarray(im).copy()).reshape(size, size, channels).permute(2, 0, 1)
+    return torch.stack([read(f) for f in files]).float() / 127.5 - 1
+
+# %% ../nbs/14_features.ipynb #4d1952f4
 class ImageClassifier(FashionClassifier):
     "A `FashionClassifier` for images of `channels` channels and any size"
     def __init__(self, channels:int=1, # 1 (grey) or 3 (RGB)
@@ -206,7 +238,7 @@ class ImageClassifier(FashionClassifier):
         super().__init__(n_classes, width)
         self.body[0][0] = nn.Conv2d(check_int(channels, 'channels', 1, 3), width, 3, 1, 1, bias=False)
 
-# %% ../nbs/14_features.ipynb #04db377f
+# %% ../nbs/14_features.ipynb #abe97bfa
 def _tensors(dls, items):
     "Images (N, C, H, W) in [-1, 1] and labels of `items` through the validation transforms, on the CPU"
     xs, ys = zip(*[(x.cpu().as_subclass(torch.Tensor), y.cpu().as_subclass(torch.Tensor))
@@ -219,7 +251,7 @@ def _confidence(clf, x, bs, device):
     return float(torch.cat([clf(x[i:i + bs].to(device).float()).softmax(1).amax(1).cpu()
                             for i in range(0, len(x), bs)]).mean())
 
-# %% ../nbs/14_features.ipynb #0a830d31
+# %% ../nbs/14_features.ipynb #cafd1b11
 def _train(dls, channels, epochs, lr, width, progress):
     "An `ImageClassifier` trained with fastai's one-cycle schedule on `dls`, on the CPU in eval mode"
     from fastai.learner import Learner
@@ -233,7 +265,7 @@ def _train(dls, channels, epochs, lr, width, progress):
         learn.fit_one_cycle(epochs, lr)
     return learn.model.cpu().eval()
 
-# %% ../nbs/14_features.ipynb #6c4c1a4c
+# %% ../nbs/14_features.ipynb #0654f6e2
 def folder_eval(folder,               # a labelled image folder: one subfolder per class (or train/ and valid/ of them)
                 size:int=32,          # image size the classifier sees
                 channels:int=1,       # 1 (grey) or 3 (RGB)
@@ -260,7 +292,7 @@ def folder_eval(folder,               # a labelled image folder: one subfolder p
                          f"need {bs} (`bs`) to train and 2 to test")
     clf = _train(dls, channels, epochs, lr, width, progress)
     xv, yv = _tensors(dls, dls.valid.items)
-    x, _ = _tensors(dls, dls.train.items + dls.valid.items)
+    x, y = _tensors(dls, dls.train.items + dls.valid.items)
     with torch.no_grad():
         k = int((clf(xv).argmax(1) == yv).sum())
         ref = ref_from_features(torch.cat([clf.features(x[i:i + 256]).double() for i in range(0, len(x), 256)]), n_kid)
@@ -268,9 +300,9 @@ def folder_eval(folder,               # a labelled image folder: one subfolder p
     ref.update(acc=k / n_valid, acc_ci95=(lo, hi), n_train=len(dls.train_ds), n_valid=n_valid,
                conf=_confidence(clf, x, 256, 'cpu'), classes=class_names(dls),
                text=f"{describe_data(dls)}\nheld-out accuracy {k / n_valid:.1%} (95% CI {lo:.1%}–{hi:.1%}, n={n_valid})")
-    return FeatureEval(clf, ref, x, (channels, size, size))
+    return FeatureEval(clf, ref, x, (channels, size, size), labels=y)
 
-# %% ../nbs/14_features.ipynb #b51f2d6d
+# %% ../nbs/14_features.ipynb #04f5c798
 @torch.no_grad()
 def _spread(ev, x):
     "Median squared Mahalanobis distance of the features of `x` from the reference Gaussian, its covariance shrunk a little"
@@ -279,7 +311,7 @@ def _spread(ev, x):
     f = ev.features(x) - mu
     return float((f * torch.linalg.solve(cov, f.T).T).sum(1).median())
 
-# %% ../nbs/14_features.ipynb #53a61667
+# %% ../nbs/14_features.ipynb #74b19037
 def domain_check(ev,                # an `ImageEval` or `FeatureEval`
                  x,                 # the samples: images in [-1, 1] (N, C, H, W)
                  ratio:float=0.75,  # warn when the classifier's mean confidence on `x` is below this share of that on real images
