@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 import torch.nn.functional as F
+from fastcore.basics import patch
 from .checks import check_int
 from .data import get_dls, describe_data, class_names, image_files, scan_images, to_model_scale
 from .eval import FashionClassifier, ImageEval, feature_stats, frechet_distance, wilson_interval
@@ -173,32 +174,22 @@ class FeatureEval(ImageEval):
             idx = np.sort(np.random.default_rng(seed).choice(len(self.floor_images), n, replace=False))
             self._floors[n, seed] = self.fid(self.floor_images[torch.as_tensor(idx)])
         return self._floors[n, seed]
-    def report(self, x,        # images of `shape`
-               n_boot:int=200, # resamples for the bootstrap interval, in [1, inf)
-              )->dict:
-        "FID with n, floor and bootstrap interval, and KID, as `ImageEval.report` gives them"
-        n, nf = len(self.check(x)), min(len(x), len(self.floor_images))
-        res = {'n': n, 'fid': self.fid(x), 'fid_ci95': self.bootstrap(x, n_boot), 'floor': self.floor(nf),
-               'kid': self.kid(x)}
-        lo, hi = res['fid_ci95']
-        res['text'] = (f"FID {res['fid']:.2f} (n={n}, 95% CI {lo:.2f}–{hi:.2f}; "
-                       f"real-data floor at n={nf}: {res['floor']:.2f}), KID {res['kid']:.4f}")
-        return res
-    @torch.no_grad()
-    def accuracy(self, x, # images of `shape`
-                 labels,  # the class requested for each image, (N,)
-                )->dict:
-        "As `ImageEval.accuracy`, for a classifier with a head; `real_acc` is its held-out accuracy, `ref['acc']`"
-        y = torch.as_tensor(labels).long().reshape(-1)
-        if len(y) != len(self.check(x)): raise ValueError(f"`labels` must hold {len(x)} classes, one per image; got {len(y)}")
-        if 'acc' not in self.ref: raise ValueError("`accuracy` needs a classifier with a head and `ref['acc']`, as `folder_eval` makes")
-        right = torch.cat([self.clf(x[i:i + self.bs].to(self.device).float()).argmax(1).cpu()
-                           for i in range(0, len(x), self.bs)]) == y
-        k = int(right.sum())
-        return {'n': len(y), 'acc': k / len(y), 'acc_ci95': wilson_interval(k, len(y)), 'real_acc': self.ref['acc'],
-                'class_acc': {int(c): float(right[y == c].float().mean()) for c in y.unique()}}
 
-# %% ../nbs/14_features.ipynb #85f424df
+# %% ../nbs/14_features.ipynb #6fcb7222
+@patch
+def report(self:FeatureEval, x, # images of `shape`
+           n_boot:int=200,     # resamples for the bootstrap interval, in [1, inf)
+          )->dict:
+    "FID with n, floor and bootstrap interval, and KID, as `ImageEval.report` gives them"
+    n, nf = len(self.check(x)), min(len(x), len(self.floor_images))
+    res = {'n': n, 'fid': self.fid(x), 'fid_ci95': self.bootstrap(x, n_boot), 'floor': self.floor(nf),
+           'kid': self.kid(x)}
+    lo, hi = res['fid_ci95']
+    res['text'] = (f"FID {res['fid']:.2f} (n={n}, 95% CI {lo:.2f}–{hi:.2f}; "
+                   f"real-data floor at n={nf}: {res['floor']:.2f}), KID {res['kid']:.4f}")
+    return res
+
+# %% ../nbs/14_features.ipynb #e68f75f4
 def inception_eval(path,           # torch-fidelity's Inception-v3 weights file (`--inception`)
                    real,           # real images in [-1, 1] (N, 1 or 3, H, W): the reference set
                    bs:int=32,      # batch size for the network
@@ -210,7 +201,7 @@ def inception_eval(path,           # torch-fidelity's Inception-v3 weights file 
     return FeatureEval(inc, ref_from_features(inc.features(check_image_batch(real, name='real')), n_kid), real, bs=bs,
                        device=device)
 
-# %% ../nbs/14_features.ipynb #67b0be8f
+# %% ../nbs/14_features.ipynb #f338c27c
 def folder_images(folder,          # a folder of images (subfolders included), e.g. the reference set (`--ref`)
                   size:int=32,     # side of the square images returned: that of the samples
                   channels:int=3,  # 1 (grey) or 3 (RGB)
@@ -228,7 +219,7 @@ def folder_images(folder,          # a folder of images (subfolders included), e
             return torch.from_numpy(np.asarray(im).copy()).reshape(size, size, channels).permute(2, 0, 1)
     return torch.stack([read(f) for f in files]).float() / 127.5 - 1
 
-# %% ../nbs/14_features.ipynb #4d1952f4
+# %% ../nbs/14_features.ipynb #74f76e0e
 class ImageClassifier(FashionClassifier):
     "A `FashionClassifier` for images of `channels` channels and any size"
     def __init__(self, channels:int=1, # 1 (grey) or 3 (RGB)
@@ -238,7 +229,7 @@ class ImageClassifier(FashionClassifier):
         super().__init__(n_classes, width)
         self.body[0][0] = nn.Conv2d(check_int(channels, 'channels', 1, 3), width, 3, 1, 1, bias=False)
 
-# %% ../nbs/14_features.ipynb #abe97bfa
+# %% ../nbs/14_features.ipynb #dfea3068
 def _tensors(dls, items):
     "Images (N, C, H, W) in [-1, 1] and labels of `items` through the validation transforms, on the CPU"
     xs, ys = zip(*[(x.cpu().as_subclass(torch.Tensor), y.cpu().as_subclass(torch.Tensor))
@@ -251,7 +242,7 @@ def _confidence(clf, x, bs, device):
     return float(torch.cat([clf(x[i:i + bs].to(device).float()).softmax(1).amax(1).cpu()
                             for i in range(0, len(x), bs)]).mean())
 
-# %% ../nbs/14_features.ipynb #cafd1b11
+# %% ../nbs/14_features.ipynb #d1265a36
 def _train(dls, channels, epochs, lr, width, progress):
     "An `ImageClassifier` trained with fastai's one-cycle schedule on `dls`, on the CPU in eval mode"
     from fastai.learner import Learner
@@ -265,7 +256,7 @@ def _train(dls, channels, epochs, lr, width, progress):
         learn.fit_one_cycle(epochs, lr)
     return learn.model.cpu().eval()
 
-# %% ../nbs/14_features.ipynb #0654f6e2
+# %% ../nbs/14_features.ipynb #61fc545c
 def folder_eval(folder,               # a labelled image folder: one subfolder per class (or train/ and valid/ of them)
                 size:int=32,          # image size the classifier sees
                 channels:int=1,       # 1 (grey) or 3 (RGB)
@@ -284,7 +275,7 @@ def folder_eval(folder,               # a labelled image folder: one subfolder p
     from fastai.torch_core import set_seed
     n = len(image_files(folder)) if Path(folder).is_dir() else 0
     if n < 10: raise ValueError(f"`folder` {folder} holds {n} images; a classifier needs at least 10 to train and test")
-    set_seed(seed, reproducible=True)
+    set_seed(seed)
     dls = get_dls(folder, bs, size, channels, valid_pct, device, labels=True)
     n_valid = len(dls.valid_ds)
     if n_valid < 2 or len(dls.train_ds) < bs:
@@ -302,7 +293,23 @@ def folder_eval(folder,               # a labelled image folder: one subfolder p
                text=f"{describe_data(dls)}\nheld-out accuracy {k / n_valid:.1%} (95% CI {lo:.1%}–{hi:.1%}, n={n_valid})")
     return FeatureEval(clf, ref, x, (channels, size, size), labels=y)
 
-# %% ../nbs/14_features.ipynb #04f5c798
+# %% ../nbs/14_features.ipynb #0cd9cc21
+@patch
+@torch.no_grad()
+def accuracy(self:FeatureEval, x, # images of `shape`
+             labels,            # the class requested for each image, (N,)
+            )->dict:
+    "As `ImageEval.accuracy`, for a classifier with a head; `real_acc` is its held-out accuracy, `ref['acc']`"
+    y = torch.as_tensor(labels).long().reshape(-1)
+    if len(y) != len(self.check(x)): raise ValueError(f"`labels` must hold {len(x)} classes, one per image; got {len(y)}")
+    if 'acc' not in self.ref: raise ValueError("`accuracy` needs a classifier with a head and `ref['acc']`, as `folder_eval` makes")
+    right = torch.cat([self.clf(x[i:i + self.bs].to(self.device).float()).argmax(1).cpu()
+                       for i in range(0, len(x), self.bs)]) == y
+    k = int(right.sum())
+    return {'n': len(y), 'acc': k / len(y), 'acc_ci95': wilson_interval(k, len(y)), 'real_acc': self.ref['acc'],
+            'class_acc': {int(c): float(right[y == c].float().mean()) for c in y.unique()}}
+
+# %% ../nbs/14_features.ipynb #13fde4ba
 @torch.no_grad()
 def _spread(ev, x):
     "Median squared Mahalanobis distance of the features of `x` from the reference Gaussian, its covariance shrunk a little"
@@ -311,7 +318,7 @@ def _spread(ev, x):
     f = ev.features(x) - mu
     return float((f * torch.linalg.solve(cov, f.T).T).sum(1).median())
 
-# %% ../nbs/14_features.ipynb #74b19037
+# %% ../nbs/14_features.ipynb #b48a26b5
 def domain_check(ev,                # an `ImageEval` or `FeatureEval`
                  x,                 # the samples: images in [-1, 1] (N, C, H, W)
                  ratio:float=0.75,  # warn when the classifier's mean confidence on `x` is below this share of that on real images
