@@ -87,7 +87,8 @@ def load_inception(path, # torch-fidelity's weights file, e.g. weights-inception
         raise ValueError(f"{want} holds a {type(sd).__name__}, not a dict of tensors")
     net = bare_inception()
     want_sd = net.state_dict()
-    missing, extra = sorted(set(want_sd) - set(sd)), sorted(set(sd) - set(want_sd))
+    missing = sorted(k for k in set(want_sd) - set(sd) if not k.endswith('num_batches_tracked'))  # batch norm adds it
+    extra = sorted(set(sd) - set(want_sd))
     shapes = [k for k in want_sd if k in sd and sd[k].shape != want_sd[k].shape]
     if missing or extra or shapes:
         eg = lambda ks: f" (e.g. {ks[0]!r})" if ks else ''
