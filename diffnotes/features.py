@@ -151,7 +151,9 @@ class FeatureEval(ImageEval):
                 ):
         self.shape, self.labels = None if shape is None else tuple(shape), labels
         super().__init__(clf, ref, check_image_batch(real, self.shape, 'real'), check_int(bs, 'bs'), device)
-    def check(self, x, name:str='x'):
+    def check(self, x,         # what should be images of `shape`
+              name:str='x',    # the argument's name, for the error message
+             ):
         "`x` unchanged, or a one-line `ValueError` naming `name` unless it holds images of this feature space"
         return check_image_batch(x, self.shape, name)
     @torch.no_grad()
@@ -292,7 +294,7 @@ def folder_eval(folder,               # a labelled image folder: one subfolder p
     ref.update(acc=k / n_valid, acc_ci95=(lo, hi), n_train=len(dls.train_ds), n_valid=n_valid,
                conf=_confidence(clf, x, 256, 'cpu'), classes=class_names(dls),
                text=f"{describe_data(dls)}\nheld-out accuracy {k / n_valid:.1%} (95% CI {lo:.1%}–{hi:.1%}, n={n_valid})")
-    return FeatureEval(clf, ref, x, (channels, size, size), labels=y)
+    return FeatureEval(clf, ref, x, (channels, size, size), labels=y, device=device)
 
 # %% ../nbs/14_features.ipynb #0cd9cc21
 @patch
