@@ -1,4 +1,4 @@
-"""FID against model calls, FID and accuracy against the guidance weight, FID over training.
+"""FID against model calls, FID and accuracy against the guidance weight, FID over training, and memorisation in runs on few training images and on many.
 
 Docs: https://diffnotes.github.io/diffnotes/studies.html.md"""
 
