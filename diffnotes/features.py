@@ -7,10 +7,10 @@ Docs: https://diffnotes.github.io/diffnotes/features.html.md"""
 # %% auto #0
 __all__ = ['check_image_batch', 'bare_inception', 'random_inception_weights', 'load_inception', 'inception_input',
            'InceptionFeatures', 'ref_from_features', 'FeatureEval', 'inception_eval', 'folder_images',
-           'ImageClassifier', 'folder_eval', 'domain_check']
+           'ImageClassifier', 'folder_eval', 'domain_check', 'folder_channels', 'feature_space']
 
 # %% ../nbs/14_features.ipynb #e4e4a0bd
-import random, tempfile, warnings
+import tempfile, warnings
 from pathlib import Path
 import numpy as np
 import torch
@@ -18,7 +18,7 @@ from torch import nn
 import torch.nn.functional as F
 from fastcore.basics import patch
 from .checks import check_int
-from .data import get_dls, describe_data, class_names, image_files, scan_images, to_model_scale
+from .data import get_dls, describe_data, class_names, image_files, scan_images, to_model_scale, load_embedded
 from .eval import FashionClassifier, ImageEval, feature_stats, frechet_distance, wilson_interval
 
 # %% ../nbs/14_features.ipynb #d31dd0f9
@@ -348,3 +348,33 @@ def domain_check(ev,                # an `ImageEval` or `FeatureEval`
     for m in msgs:
         if warn: warnings.warn(m, stacklevel=2)
     return msgs
+
+# %% ../nbs/14_features.ipynb #1a6f83d7
+_GREY_MODES = {'1', 'L', 'LA', 'I', 'I;16', 'F'}  # PIL modes of grey images; any other mode has colour
+
+def folder_channels(files, # image files, e.g. from `image_files`
+                   )->int:
+    "1 if every readable image among `files` is grey, else 3"
+    modes = {v[2] for v in scan_images(files).values() if v is not None}
+    return 1 if modes and modes <= _GREY_MODES else 3
+
+def feature_space(x,                  # the samples: images (N, C, H, W) in [-1, 1], N ≥ 2
+                  ref=None,           # a folder of real images (`--ref`), or None for Fashion-MNIST's test set
+                  inception=None,     # torch-fidelity's Inception-v3 weights file (`--inception`), or None
+                  device=None,        # where the features are computed (default: the CPU)
+                  progress:bool=False,# show the folder classifier's training
+                 )->ImageEval:
+    "The `ImageEval` that `diffnotes fid` scores `x` in: see the list above"
+    n, (C, H) = len(check_image_batch(x, name='samples')), x.shape[1:3]
+    if ref is None:
+        if inception is None: return ImageEval.fashion_mnist(device=device)
+        return inception_eval(inception, to_model_scale(load_embedded()['x_test']), device=device)
+    files = image_files(ref) if Path(ref).is_dir() else None
+    if files is None: raise ValueError(f"`ref` {ref}: no such folder")
+    if len(files) < n:
+        raise ValueError(f"`ref` {ref} holds {len(files)} images, fewer than the {n} samples: the floor at n needs n")
+    if (fc := folder_channels(files)) != C:
+        raise ValueError(f"`ref` {ref} holds {'grey' if fc == 1 else 'colour'} images and the samples have {C} "
+                         f"channel{'s' if C > 1 else ''}: score samples against images of their own kind")
+    if inception is not None: return inception_eval(inception, folder_images(ref, H, C), device=device)
+    return folder_eval(ref, H, C, progress=progress, device=device)
