@@ -18,7 +18,6 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 from fastcore.basics import patch
-from .checks import check_int, check_range
 from .data import load_embedded, to_model_scale
 
 # %% ../nbs/12_eval.ipynb #8be0ec9e
@@ -284,6 +283,18 @@ def subset_fids(f,         # features (N, d)
     return torch.cat([one(i) for i in idx.split(chunk)])
 
 # %% ../nbs/12_eval.ipynb #31d8abe0
+def _check_count(v, name):
+    "`v`, or a `ValueError` naming `name` unless it is an integer in [1, inf)"
+    if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < 1:
+        raise ValueError(f"`{name}` must be an integer in [1, inf); got {v!r}")
+    return v
+
+def _check_level(level):
+    "`level`, or a `ValueError` unless it is a number in (0, 1)"
+    if isinstance(level, bool) or not isinstance(level, numbers.Real) or not 0 < level < 1:
+        raise ValueError(f"`level` must lie in (0, 1); got {level!r}")
+    return level
+
 def fid_bootstrap(f,                  # features (N, d), N ≥ 2
                   ref_stats,          # the reference's mean (d,) and covariance (d, d)
                   n_boot:int=200,     # number of resamples, in [1, inf)
@@ -291,8 +302,8 @@ def fid_bootstrap(f,                  # features (N, d), N ≥ 2
                   level:float=0.95,   # the interval's nominal coverage, in (0, 1)
                  )->tuple:
     "Percentile bootstrap interval `(lo, hi)` of the FID of features `f`, resampled with replacement (see below)"
-    check_int(n_boot, 'n_boot')
-    check_range(level, 'level', 0, 1, lo_open=True, hi_open=True)
+    _check_count(n_boot, 'n_boot')
+    _check_level(level)
     g = torch.Generator().manual_seed(seed)
     fids = subset_fids(f, torch.randint(0, len(f), (n_boot, len(f)), generator=g), ref_stats)
     return tuple(np.percentile(fids.numpy(), [50 * (1 - level), 50 * (1 + level)]).tolist())
@@ -303,7 +314,7 @@ def bootstrap(self:ImageEval, x,    # images (N, 1, 32, 32) in [-1, 1]
               seed:int=0,           # seed of the resampling
              )->tuple:
     "95% percentile bootstrap interval `(lo, hi)` of the FID of `x`, for comparison (`fid_interval` covers)"
-    check_int(n_boot, 'n_boot')
+    _check_count(n_boot, 'n_boot')
     return fid_bootstrap(self.features(x), self.ref_stats, n_boot, seed)
 
 # %% ../nbs/12_eval.ipynb #4a902da5
@@ -316,7 +327,7 @@ def fid_sd(f,                 # features (N, d), N ≥ 8
     if f.ndim != 2 or len(f) < 8:
         raise ValueError(f"`f` must be features (N, d) with N ≥ 8 (four disjoint subsets of 2); "
                          f"got shape {tuple(f.shape)}")
-    check_int(n_splits, 'n_splits')
+    _check_count(n_splits, 'n_splits')
     n, m, g = len(f), len(f) // 4, torch.Generator().manual_seed(seed)
     idx = torch.stack([torch.randperm(n, generator=g)[:4 * m] for _ in range(n_splits)])
     x, parts = f.double()[idx.view(-1, m)], ref_parts(ref_stats)   # (4 × n_splits, m, d)
@@ -338,7 +349,7 @@ def fid_ci(f,                 # features (N, d), N ≥ 8
            seed:int=0,        # seed of the splits
           )->dict:
     "FID of `f` against `ref_stats`: `fid`, its `sd` and the interval `ci` = fid · exp(± z·sd / fid) for E[FID_N]"
-    check_range(level, 'level', 0, 1, lo_open=True, hi_open=True)
+    _check_level(level)
     sd = fid_sd(f, ref_stats, n_splits, seed)
     est = frechet_distance(*feature_stats(f), *ref_stats)
     z = NormalDist().inv_cdf((1 + level) / 2)
@@ -366,7 +377,7 @@ def fid_infinity(f,               # features (N, d), N ≥ 3
     "FID extrapolated to infinitely many images: `fid_inf`, the `slope` in 1/m, and the `sizes` and mean `fids` fitted"
     n = len(f)
     if f.ndim != 2 or n < 3: raise ValueError(f"`f` must be features (N, d) with N ≥ 3; got shape {tuple(f.shape)}")
-    check_int(n_draws, 'n_draws')
+    _check_count(n_draws, 'n_draws')
     if sizes is None: sizes = sorted({round(1 / u) for u in np.linspace(1 / max(2, n // 4), 1 / n, 8)})
     sizes = sorted({int(m) for m in sizes}) if all(isinstance(m, numbers.Integral) for m in sizes) else list(sizes)
     if len(sizes) < 2 or not all(isinstance(m, int) and 2 <= m <= n for m in sizes):
@@ -396,7 +407,7 @@ def report(self:ImageEval, x,  # images (N, 1, 32, 32) in [-1, 1], N ≥ 8
     "FID with n, interval, floor and FID∞, and KID, as a dict whose 'text' entry is the line to print"
     n = len(check_images(x))
     if n < 8: raise ValueError(f"`x` must hold at least 8 images for the interval; got {n}")
-    check_int(n_splits, 'n_splits')
+    _check_count(n_splits, 'n_splits')
     f, nf = self.features(x), min(n, len(self.floor_images))
     ci, n_inf = fid_ci(f, self.ref_stats, n_splits), 4 * f.shape[1]  # FID∞ needs subsets of N/4 ≥ d images
     inf = lambda g: fid_infinity(g, self.ref_stats)['fid_inf'] if len(g) >= n_inf else None
