@@ -195,7 +195,7 @@ def fid(samples:str='runs/default', # a run folder (its samples.pt) or a .pt fil
        )->dict:
     ("Print and return the FID report of a run's samples or of a `.pt` file of samples. The features are those of "
      "a classifier trained on Fashion-MNIST (not Inception); the reference is its test set. FID at n comes with a "
-     "95% interval for its expectation at that n, and the floor, the FID of n real images: what a perfect model "
+     "95-percent interval for its expectation at that n, and the floor, the FID of n real images: what a perfect model "
      "scores at that n. FID at n compares only with FIDs at the same n; FID∞, extrapolated to infinitely many "
      "samples, compares across n")
     check_int(n_boot, 'n_boot', 1)
