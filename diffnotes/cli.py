@@ -190,10 +190,14 @@ def sample(run:str,              # a run folder holding `model.pt`, or a checkpo
     return x
 
 # %% ../nbs/24_cli.ipynb #ad8286fb
-def fid(samples:str='runs/default', # a run folder (its samples.pt) or a .pt file of images (N, C, H, W) in [-1, 1]
-        n_boot:int=200,             # bootstrap resamples for the confidence interval, at least 1
+def fid(samples:str='runs/default', # a run folder (its samples.pt) or a .pt file of 8 or more images in [-1, 1]
+        n_boot:int=200,             # random splits of the samples for the interval (no longer a bootstrap), at least 1
        )->dict:
-    "Print and return the FID report of a run's samples or of a `.pt` file of samples"
+    ("Print and return the FID report of a run's samples or of a `.pt` file of samples. The features are those of "
+     "a classifier trained on Fashion-MNIST (not Inception); the reference is its test set. FID at n comes with a "
+     "95-percent interval for its expectation at that n, and the floor, the FID of n real images: what a perfect model "
+     "scores at that n. FID at n compares only with FIDs at the same n; FID∞, extrapolated to infinitely many "
+     "samples, compares across n")
     check_int(n_boot, 'n_boot', 1)
     path = Path(samples) / 'samples.pt' if Path(samples).is_dir() else Path(samples)
     if Path(samples).is_dir() and not path.exists():
@@ -206,7 +210,7 @@ def fid(samples:str='runs/default', # a run folder (its samples.pt) or a .pt fil
         raise ValueError(f"`samples` {samples} is not a file of samples ({type(e).__name__})") from None
     if not torch.is_tensor(x):
         raise ValueError(f"`samples` {samples} must hold a tensor of images; got {type(x).__name__}")
-    print(f"scoring {len(x)} samples of {path} against Fashion-MNIST's test set ({n_boot} bootstrap resamples)",
+    print(f"scoring {len(x)} samples of {path} against Fashion-MNIST's test set ({n_boot} splits for the interval)",
           flush=True)
     try: rep = ImageEval.fashion_mnist().report(x, n_boot)
     except ValueError as e: raise ValueError(str(e).replace('`x`', f'`samples` {samples}')) from None

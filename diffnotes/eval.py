@@ -1,4 +1,4 @@
-"""Fréchet and kernel distances between generated and real Fashion-MNIST, measured in the feature space of a classifier trained here, checked against torcheval, reported with n, the real-data floor and a bootstrap interval.
+"""Fréchet and kernel distances between generated and real Fashion-MNIST, measured in the feature space of a classifier trained here, checked against torcheval, reported with n, the real-data floor, an interval whose coverage is measured, and FID∞, the FID without the bias of n.
 
 Docs: https://diffnotes.github.io/diffnotes/eval.html.md"""
 
@@ -6,11 +6,13 @@ Docs: https://diffnotes.github.io/diffnotes/eval.html.md"""
 
 # %% auto #0
 __all__ = ['FashionClassifier', 'train_classifier', 'classifier_path', 'load_classifier', 'ref_path', 'compute_ref', 'mean_cov',
-           'feature_stats', 'frechet_distance', 'kid_from_features', 'check_images', 'ImageEval', 'wilson_interval']
+           'feature_stats', 'frechet_distance', 'kid_from_features', 'check_images', 'ImageEval', 'ref_parts',
+           'fids_from_sums', 'subset_fids', 'fid_bootstrap', 'fid_sd', 'fid_ci', 'fid_infinity', 'wilson_interval']
 
 # %% ../nbs/12_eval.ipynb #5720222a
 import math, numbers
 from pathlib import Path
+from statistics import NormalDist
 import numpy as np
 import torch
 from torch import nn
@@ -222,48 +224,201 @@ class ImageEval:
         "KID of images `x` against the reference features"
         return kid_from_features(self.features(x), self.ref['kid_feats'].double().to(self.device))
 
-# %% ../nbs/12_eval.ipynb #9cd794a9
+# %% ../nbs/12_eval.ipynb #e23a140b
 @patch
-def floor(self:ImageEval, n:int, # number of real images, in [2, len(floor_images)]
-          seed:int=0,            # seed of the choice of the images
-         )->float:
-    "FID of `n` real images against the reference: the best a perfect model can score at this n"
+def floor_features(self:ImageEval, n:int, # number of real images, in [2, len(floor_images)]
+                   seed:int=0,            # seed of the choice of the images
+                  ):
+    "Features of `n` real images from the floor set, drawn without replacement with `seed` (cached)"
     hi = len(self.floor_images)
     if isinstance(n, bool) or not isinstance(n, numbers.Integral) or not 2 <= n <= hi:
         raise ValueError(f"`n` must lie in [2, {hi}] for this floor set; got {n!r}")
     if (n, seed) not in self._floors:
         idx = np.random.default_rng(seed).choice(hi, int(n), replace=False)
-        self._floors[n, seed] = self.fid(to_model_scale(self.floor_images[np.sort(idx)]))
+        self._floors[n, seed] = self.features(to_model_scale(self.floor_images[np.sort(idx)]))
     return self._floors[n, seed]
 
-# %% ../nbs/12_eval.ipynb #50ae5290
+@patch
+def floor(self:ImageEval, n:int, # number of real images, in [2, len(floor_images)]
+          seed:int=0,            # seed of the choice of the images
+         )->float:
+    "FID of `n` real images against the reference: the best a perfect model can score at this n"
+    return frechet_distance(*feature_stats(self.floor_features(n, seed)), *self.ref_stats)
+
+# %% ../nbs/12_eval.ipynb #a6c3ef55
+def ref_parts(ref_stats, # the reference's mean (d,) and covariance (d, d)
+             )->tuple:
+    "The reference's mean, the symmetric square root of its covariance and its trace, in float64"
+    mu, cov = (torch.as_tensor(t).double() for t in ref_stats)
+    lam, vec = torch.linalg.eigh(cov)
+    return mu, (vec * lam.clamp(min=0).sqrt()) @ vec.T, cov.trace()
+
+def fids_from_sums(s,         # sums of the features of B sets, (B, d)
+                   s2,        # sums of their outer products, (B, d, d)
+                   n:int,     # number of feature vectors in each set, at least 2
+                   ref_stats, # the reference's mean (d,) and covariance (d, d)
+                   parts=None, # `ref_parts(ref_stats)`, when the caller has it
+                  ):
+    "FIDs (B,) of B feature sets, given as sums, against `ref_stats`, in float64 and at least 0"
+    mu_r, root, tr_r = parts or ref_parts(ref_stats)
+    mu = s.double() / n
+    cov = (s2.double() - n * mu[..., :, None] * mu[..., None, :]) / (n - 1)
+    lam = torch.linalg.eigvalsh(root @ cov @ root).clamp(min=0)
+    dist = (mu - mu_r).pow(2).sum(-1) + cov.diagonal(dim1=-2, dim2=-1).sum(-1) + tr_r - 2 * lam.sqrt().sum(-1)
+    return dist.clamp(min=0)
+
+def subset_fids(f,         # features (N, d)
+                idx,       # indices (B, m) into `f`, one subset per row, m ≥ 2
+                ref_stats, # the reference's mean (d,) and covariance (d, d)
+                chunk:int=64, # subsets scored at once (bounds the memory)
+               ):
+    "FIDs (B,) against `ref_stats` of the subsets `f[idx[i]]`"
+    idx = torch.as_tensor(idx)
+    if idx.ndim != 2 or idx.shape[1] < 2:
+        raise ValueError(f"`idx` must be indices (B, m) with m ≥ 2; got shape {tuple(idx.shape)}")
+    parts, f = ref_parts(ref_stats), f.double()
+    def one(i):
+        x = f[i]
+        return fids_from_sums(x.sum(1), x.mT @ x, i.shape[1], ref_stats, parts)
+    return torch.cat([one(i) for i in idx.split(chunk)])
+
+# %% ../nbs/12_eval.ipynb #31d8abe0
+def _check_count(v, name):
+    "`v`, or a `ValueError` naming `name` unless it is an integer in [1, inf)"
+    if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < 1:
+        raise ValueError(f"`{name}` must be an integer in [1, inf); got {v!r}")
+    return v
+
+def _check_level(level):
+    "`level`, or a `ValueError` unless it is a number in (0, 1)"
+    if isinstance(level, bool) or not isinstance(level, numbers.Real) or not 0 < level < 1:
+        raise ValueError(f"`level` must lie in (0, 1); got {level!r}")
+    return level
+
+def fid_bootstrap(f,                  # features (N, d), N ≥ 2
+                  ref_stats,          # the reference's mean (d,) and covariance (d, d)
+                  n_boot:int=200,     # number of resamples, in [1, inf)
+                  seed:int=0,         # seed of the resampling
+                  level:float=0.95,   # the interval's nominal coverage, in (0, 1)
+                 )->tuple:
+    "Percentile bootstrap interval `(lo, hi)` of the FID of features `f`, resampled with replacement (see below)"
+    _check_count(n_boot, 'n_boot')
+    _check_level(level)
+    g = torch.Generator().manual_seed(seed)
+    fids = subset_fids(f, torch.randint(0, len(f), (n_boot, len(f)), generator=g), ref_stats)
+    return tuple(np.percentile(fids.numpy(), [50 * (1 - level), 50 * (1 + level)]).tolist())
+
 @patch
 def bootstrap(self:ImageEval, x,    # images (N, 1, 32, 32) in [-1, 1]
               n_boot:int=200,       # number of resamples, in [1, inf)
               seed:int=0,           # seed of the resampling
              )->tuple:
-    "95% bootstrap interval `(lo, hi)` of the FID of `x`"
-    if isinstance(n_boot, bool) or not isinstance(n_boot, numbers.Integral) or n_boot < 1:
-        raise ValueError(f"`n_boot` must be an integer in [1, inf); got {n_boot!r}")
-    f, g = self.features(x), torch.Generator().manual_seed(seed)
-    ref = [t.to(f.device) for t in self.ref_stats]
-    fids = [frechet_distance(*feature_stats(f[torch.randint(0, len(f), (len(f),), generator=g).to(f.device)]), *ref)
-            for _ in range(n_boot)]
-    return tuple(np.percentile(fids, [2.5, 97.5]).tolist())
+    "95% percentile bootstrap interval `(lo, hi)` of the FID of `x`, for comparison (`fid_interval` covers)"
+    _check_count(n_boot, 'n_boot')
+    return fid_bootstrap(self.features(x), self.ref_stats, n_boot, seed)
 
-# %% ../nbs/12_eval.ipynb #c1b20288
-@patch
-def report(self:ImageEval, x, # images (N, 1, 32, 32) in [-1, 1]
-           n_boot:int=200,    # resamples for the bootstrap interval, in [1, inf)
+# %% ../nbs/12_eval.ipynb #4a902da5
+def fid_sd(f,                 # features (N, d), N ≥ 8
+           ref_stats,         # the reference's mean (d,) and covariance (d, d)
+           n_splits:int=100,  # random splits into quarters, in [1, inf)
+           seed:int=0,        # seed of the splits
+          )->float:
+    "Standard deviation of the FID of `N` features, from the spread over disjoint halves and quarters of `f`"
+    if f.ndim != 2 or len(f) < 8:
+        raise ValueError(f"`f` must be features (N, d) with N ≥ 8 (four disjoint subsets of 2); "
+                         f"got shape {tuple(f.shape)}")
+    _check_count(n_splits, 'n_splits')
+    n, m, g = len(f), len(f) // 4, torch.Generator().manual_seed(seed)
+    idx = torch.stack([torch.randperm(n, generator=g)[:4 * m] for _ in range(n_splits)])
+    x, parts = f.double()[idx.view(-1, m)], ref_parts(ref_stats)   # (4 × n_splits, m, d)
+    s, s2 = x.sum(1), x.mT @ x
+    v4 = fids_from_sums(s, s2, m, ref_stats, parts).view(-1, 4).var(1).mean().item()
+    halves = s.view(-1, 2, s.shape[-1]).sum(1), s2.view(-1, 2, *s2.shape[1:]).sum(1)
+    v2 = fids_from_sums(*halves, 2 * m, ref_stats, parts).view(-1, 2).var(1).mean().item()
+    u2, u4 = 1 / (2 * m), 1 / m                     # Var FID_m = a u + b u², u = 1/m
+    b = max((v4 / u4 - v2 / u2) / (u4 - u2), 0.)
+    a = v2 / u2 - b * u2
+    if a < 0: a, b = 0., v2 / u2**2
+    return math.sqrt(a / n + b / n**2)
+
+# %% ../nbs/12_eval.ipynb #220b0ed3
+def fid_ci(f,                 # features (N, d), N ≥ 8
+           ref_stats,         # the reference's mean (d,) and covariance (d, d)
+           n_splits:int=100,  # random splits into quarters for the standard deviation, in [1, inf)
+           level:float=0.95,  # nominal coverage, in (0, 1)
+           seed:int=0,        # seed of the splits
           )->dict:
-    "FID with n, floor and bootstrap interval, and KID, as a dict whose 'text' entry is the line to print"
+    "FID of `f` against `ref_stats`: `fid`, its `sd` and the interval `ci` = fid · exp(± z·sd / fid) for E[FID_N]"
+    _check_level(level)
+    sd = fid_sd(f, ref_stats, n_splits, seed)
+    est = frechet_distance(*feature_stats(f), *ref_stats)
+    z = NormalDist().inv_cdf((1 + level) / 2)
+    ci = (est * math.exp(-z * sd / est), est * math.exp(z * sd / est)) if est > 0 else (0., z * sd)
+    return {'fid': est, 'sd': sd, 'ci': ci}
+
+# %% ../nbs/12_eval.ipynb #af1c584c
+@patch
+def fid_interval(self:ImageEval, x, # images (N, 1, 32, 32) in [-1, 1], N ≥ 8
+                 n_splits:int=100,  # random splits into quarters, in [1, inf)
+                 level:float=0.95,  # nominal coverage, in (0, 1)
+                 seed:int=0,        # seed of the splits
+                )->dict:
+    "FID of `x` with its standard deviation and interval for E[FID_N] (see `fid_ci`)"
+    if len(check_images(x)) < 8: raise ValueError(f"`x` must hold at least 8 images for the interval; got {len(x)}")
+    return fid_ci(self.features(x), self.ref_stats, n_splits, level, seed)
+
+# %% ../nbs/12_eval.ipynb #ffe5c35a
+def fid_infinity(f,               # features (N, d), N ≥ 3
+                 ref_stats,       # the reference's mean (d,) and covariance (d, d)
+                 sizes=None,      # subset sizes m, 2 or more distinct in [2, N] (default: 8, even in 1/m, N/4 to N)
+                 n_draws:int=10,  # random subsets per size smaller than N, in [1, inf)
+                 seed:int=0,      # seed of the subsets
+                )->dict:
+    "FID extrapolated to infinitely many images: `fid_inf`, the `slope` in 1/m, and the `sizes` and mean `fids` fitted"
+    n = len(f)
+    if f.ndim != 2 or n < 3: raise ValueError(f"`f` must be features (N, d) with N ≥ 3; got shape {tuple(f.shape)}")
+    _check_count(n_draws, 'n_draws')
+    if sizes is None: sizes = sorted({round(1 / u) for u in np.linspace(1 / max(2, n // 4), 1 / n, 8)})
+    sizes = sorted({int(m) for m in sizes}) if all(isinstance(m, numbers.Integral) for m in sizes) else list(sizes)
+    if len(sizes) < 2 or not all(isinstance(m, int) and 2 <= m <= n for m in sizes):
+        raise ValueError(f"`sizes` must hold at least 2 distinct integers in [2, {n}]; got {sizes}")
+    g = torch.Generator().manual_seed(seed)
+    draw = lambda m: torch.stack([torch.randperm(n, generator=g)[:m] for _ in range(1 if m == n else n_draws)])
+    fids = [subset_fids(f, draw(m), ref_stats).mean().item() for m in sizes]
+    slope, inf = np.polyfit(1 / np.array(sizes, dtype=float), fids, 1)
+    return {'fid_inf': float(inf), 'slope': float(slope), 'sizes': sizes, 'fids': fids}
+
+# %% ../nbs/12_eval.ipynb #bd6b966b
+@patch
+def fid_inf(self:ImageEval, x, # images (N, 1, 32, 32) in [-1, 1], N ≥ 3
+            sizes=None,        # subset sizes (see `fid_infinity`)
+            n_draws:int=10,    # random subsets per size smaller than N
+            seed:int=0,        # seed of the subsets
+           )->dict:
+    "FID∞ of images `x`: FID extrapolated to infinitely many images (see `fid_infinity`)"
+    if len(check_images(x)) < 3: raise ValueError(f"`x` must hold at least 3 images for FID∞; got {len(x)}")
+    return fid_infinity(self.features(x), self.ref_stats, sizes, n_draws, seed)
+
+# %% ../nbs/12_eval.ipynb #73033cf4
+@patch
+def report(self:ImageEval, x,  # images (N, 1, 32, 32) in [-1, 1], N ≥ 8
+           n_splits:int=100,   # random splits for the interval (see `fid_ci`), in [1, inf)
+          )->dict:
+    "FID with n, interval, floor and FID∞, and KID, as a dict whose 'text' entry is the line to print"
     n = len(check_images(x))
-    nf = min(n, len(self.floor_images))
-    res = {'n': n, 'fid': self.fid(x), 'fid_ci95': self.bootstrap(x, n_boot), 'floor': self.floor(nf),
-           'kid': self.kid(x)}
+    if n < 8: raise ValueError(f"`x` must hold at least 8 images for the interval; got {n}")
+    _check_count(n_splits, 'n_splits')
+    f, nf = self.features(x), min(n, len(self.floor_images))
+    ci, n_inf = fid_ci(f, self.ref_stats, n_splits), 4 * f.shape[1]  # FID∞ needs subsets of N/4 ≥ d images
+    inf = lambda g: fid_infinity(g, self.ref_stats)['fid_inf'] if len(g) >= n_inf else None
+    res = {'n': n, 'fid': ci['fid'], 'fid_ci95': ci['ci'], 'fid_sd': ci['sd'], 'floor': self.floor(nf),
+           'fid_inf': inf(f), 'floor_inf': inf(self.floor_features(nf)),
+           'kid': kid_from_features(f, self.ref['kid_feats'].double().to(f.device))}
     lo, hi = res['fid_ci95']
+    fi = (f"FID∞ {res['fid_inf']:.2f} (real data: {res['floor_inf']:.2f})" if res['floor_inf'] is not None else
+          f"FID∞ n/a (needs n ≥ {n_inf})" if res['fid_inf'] is None else f"FID∞ {res['fid_inf']:.2f}")
     res['text'] = (f"FID {res['fid']:.2f} (n={n}, 95% CI {lo:.2f}–{hi:.2f}; "
-                   f"real-data floor at n={nf}: {res['floor']:.2f}), KID {res['kid']:.4f}")
+                   f"real-data floor at n={nf}: {res['floor']:.2f}), {fi}, KID {res['kid']:.4f}")
     return res
 
 # %% ../nbs/12_eval.ipynb #ac00fn11

@@ -66,7 +66,7 @@ def test_sample_and_fid_commands(tmp_path):
     assert (tmp_path / 'more.png').exists() and torch.load(tmp_path / 'more.pt').shape == (8, 1, 32, 32)
     r = run('fid', 'run', '--n-boot', '10', cwd=tmp_path)  # a run folder: its samples
     assert r.returncode == 0, r.stderr[-2000:]
-    assert re.search(r"FID [\d.]+ \(n=8, 95% CI [\d.]+–[\d.]+; real-data floor at n=8: [\d.]+\), KID", r.stdout), r.stdout
+    assert re.search(r"FID [\d.]+ \(n=8, 95% CI [\d.]+–[\d.]+; real-data floor at n=8: [\d.]+\), FID∞ n/a \(needs n ≥ 512\), KID", r.stdout), r.stdout
 
 def test_edm_run_from_the_command_line(tmp_path):
     "`diffnotes train --callback edm` measures σ_data, records it, and `diffnotes sample` draws with Heun by default"
