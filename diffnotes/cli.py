@@ -191,31 +191,54 @@ def sample(run:str,              # a run folder holding `model.pt`, or a checkpo
 
 # %% ../nbs/24_cli.ipynb #ad8286fb
 def fid(samples:str='runs/default', # a run folder (its samples.pt) or a .pt file of 8 or more images in [-1, 1]
+        ref:str=None,               # a folder of real images to score against (default: Fashion-MNIST's test set)
+        inception:str=None,         # torch-fidelity's Inception-v3 weights file: score in its features, as papers do
         n_boot:int=200,             # random splits of the samples for the interval (no longer a bootstrap), at least 1
        )->dict:
-    ("Print and return the FID report of a run's samples or of a `.pt` file of samples. The features are those of "
-     "a classifier trained on Fashion-MNIST (not Inception); the reference is its test set. FID at n comes with a "
-     "95-percent interval for its expectation at that n, and the floor, the FID of n real images: what a perfect model "
-     "scores at that n. FID at n compares only with FIDs at the same n; FID∞, extrapolated to infinitely many "
-     "samples, compares across n")
+    ("Print and return the FID report of a run's samples or of a `.pt` file of samples. By default the features are "
+     "those of a classifier trained on Fashion-MNIST (not Inception) and the reference is its test set; with "
+     "--inception they are Inception-v3's, as in papers, and with --ref the reference is a folder of real images "
+     "(scored, without --inception, in the features of a classifier trained on that folder's class subfolders). "
+     "FID at n comes with a 95-percent interval for its expectation at that n, and the floor, the FID of n real "
+     "images: what a perfect model scores at that n. FID at n compares only with FIDs at the same n and the same "
+     "reference; FID∞, extrapolated to infinitely many samples, compares across n. Then precision and recall, "
+     "density and coverage (fidelity and diversity apart), and for a run folder whose training images are at hand, "
+     "the share of samples nearer a training image than 5 in 100 new real images are (memorisation)")
     check_int(n_boot, 'n_boot', 1)
     path = Path(samples) / 'samples.pt' if Path(samples).is_dir() else Path(samples)
     if Path(samples).is_dir() and not path.exists():
         raise ValueError(f"`samples` {samples} is a folder without samples.pt (a run that has not finished?)")
     import torch
-    from diffnotes.eval import ImageEval
     try: x = torch.load(path, map_location='cpu', weights_only=True)
     except FileNotFoundError: raise ValueError(f"`samples` {samples}: no such file or run folder") from None
     except Exception as e:
         raise ValueError(f"`samples` {samples} is not a file of samples ({type(e).__name__})") from None
     if not torch.is_tensor(x):
         raise ValueError(f"`samples` {samples} must hold a tensor of images; got {type(x).__name__}")
-    print(f"scoring {len(x)} samples of {path} against Fashion-MNIST's test set ({n_boot} splits for the interval)",
-          flush=True)
-    try: rep = ImageEval.fashion_mnist().report(x, n_boot)
+    from diffnotes.features import feature_space, domain_check, data_images
+    from diffnotes.fidelity import fidelity_report
+    space = ('Inception-v3 features' if inception else "a classifier's features") + (
+        f', against {ref}' if ref else " against Fashion-MNIST's test set")
+    print(f"scoring {len(x)} samples of {path} in {space} ({n_boot} splits for the interval)", flush=True)
+    try:
+        ev = feature_space(x, ref, inception)
+        if 'text' in ev.ref: print(ev.ref['text'])  # the folder classifier: its data and held-out accuracy
+        for m in domain_check(ev, x, warn=False): print(f"warning: {m}")
+        rep = ev.report(x, n_boot)
+        print(rep['text'])
+        train, held_out = _run_images(samples, x, data_images) or (None, None)
+        rep['fidelity'] = fidelity_report(ev, x, train=train, held_out=held_out)
     except ValueError as e: raise ValueError(str(e).replace('`x`', f'`samples` {samples}')) from None
-    print(rep['text'])
+    mem = '' if 'q' in rep['fidelity'] else "; memorisation: not measured (the run's training images are not at hand)"
+    print(rep['fidelity']['text'] + mem)
     return rep
+
+def _run_images(samples, x, data_images):
+    "The training and held-out images of the run folder `samples`, in the samples' shape, or None"
+    cfg = Path(samples) / 'config.json'
+    if not cfg.exists(): return None
+    return data_images(read_config(cfg).get('data', 'embedded'), x.shape[-1], x.shape[1])
+
 
 # %% ../nbs/24_cli.ipynb #f41c70d6
 def export(run:str, # a checkpoint or run folder of a `--callback ddpm` run (TinyUNet or diffusers' U-Net)

@@ -204,10 +204,19 @@ class ImageEval:
         "The shipped classifier and test-set statistics"
         return cls(load_classifier(), torch.load(ref_path(), map_location='cpu', weights_only=True), bs=bs,
                    device=device)
+    def check(self, x,      # what should be images this feature space takes
+              name:str='x', # the argument's name, for the error message
+             ):
+        "`x` unchanged, or a one-line `ValueError` naming `name` unless it holds (N, 1, 32, 32) images in [-1, 1]"
+        return check_images(x, name)
+    def real_images(self, idx, # indices into `floor_images`
+                   ):
+        "Real images of the floor set, in [-1, 1] as the features take them"
+        return to_model_scale(self.floor_images[idx])
     def features(self, x, # images (N, 1, 32, 32) in [-1, 1]
                 ):
         "Float64 features (N, 128) of images `x`"
-        return _features(self.clf, check_images(x), self.bs, self.device)
+        return _features(self.clf, self.check(x), self.bs, self.device)
     def fid(self, x, # images (N, 1, 32, 32) in [-1, 1]
            )->float:
         "FID of images `x` against the reference"
@@ -216,8 +225,8 @@ class ImageEval:
     def fid_between(self, a, b, # two sets of images (N, 1, 32, 32) in [-1, 1]
                    )->float:
         "FID between two sets of images, both through the feature extractor"
-        check_images(a, 'a')
-        check_images(b, 'b')
+        self.check(a, 'a')
+        self.check(b, 'b')
         return frechet_distance(*feature_stats(self.features(a)), *feature_stats(self.features(b)))
     def kid(self, x, # images (N, 1, 32, 32) in [-1, 1]
            )->float:
@@ -235,7 +244,7 @@ def floor_features(self:ImageEval, n:int, # number of real images, in [2, len(fl
         raise ValueError(f"`n` must lie in [2, {hi}] for this floor set; got {n!r}")
     if (n, seed) not in self._floors:
         idx = np.random.default_rng(seed).choice(hi, int(n), replace=False)
-        self._floors[n, seed] = self.features(to_model_scale(self.floor_images[np.sort(idx)]))
+        self._floors[n, seed] = self.features(self.real_images(np.sort(idx)))
     return self._floors[n, seed]
 
 @patch
@@ -364,7 +373,7 @@ def fid_interval(self:ImageEval, x, # images (N, 1, 32, 32) in [-1, 1], N ≥ 8
                  seed:int=0,        # seed of the splits
                 )->dict:
     "FID of `x` with its standard deviation and interval for E[FID_N] (see `fid_ci`)"
-    if len(check_images(x)) < 8: raise ValueError(f"`x` must hold at least 8 images for the interval; got {len(x)}")
+    if len(self.check(x)) < 8: raise ValueError(f"`x` must hold at least 8 images for the interval; got {len(x)}")
     return fid_ci(self.features(x), self.ref_stats, n_splits, level, seed)
 
 # %% ../nbs/12_eval.ipynb #ffe5c35a
@@ -396,7 +405,7 @@ def fid_inf(self:ImageEval, x, # images (N, 1, 32, 32) in [-1, 1], N ≥ 3
             seed:int=0,        # seed of the subsets
            )->dict:
     "FID∞ of images `x`: FID extrapolated to infinitely many images (see `fid_infinity`)"
-    if len(check_images(x)) < 3: raise ValueError(f"`x` must hold at least 3 images for FID∞; got {len(x)}")
+    if len(self.check(x)) < 3: raise ValueError(f"`x` must hold at least 3 images for FID∞; got {len(x)}")
     return fid_infinity(self.features(x), self.ref_stats, sizes, n_draws, seed)
 
 # %% ../nbs/12_eval.ipynb #73033cf4
@@ -405,7 +414,7 @@ def report(self:ImageEval, x,  # images (N, 1, 32, 32) in [-1, 1], N ≥ 8
            n_splits:int=100,   # random splits for the interval (see `fid_ci`), in [1, inf)
           )->dict:
     "FID with n, interval, floor and FID∞, and KID, as a dict whose 'text' entry is the line to print"
-    n = len(check_images(x))
+    n = len(self.check(x))
     if n < 8: raise ValueError(f"`x` must hold at least 8 images for the interval; got {n}")
     _check_count(n_splits, 'n_splits')
     f, nf = self.features(x), min(n, len(self.floor_images))

@@ -7,7 +7,7 @@ Docs: https://diffnotes.github.io/diffnotes/features.html.md"""
 # %% auto #0
 __all__ = ['check_image_batch', 'bare_inception', 'random_inception_weights', 'load_inception', 'inception_input',
            'InceptionFeatures', 'ref_from_features', 'FeatureEval', 'inception_eval', 'folder_images',
-           'ImageClassifier', 'folder_eval', 'domain_check', 'folder_channels', 'feature_space']
+           'ImageClassifier', 'folder_eval', 'domain_check', 'folder_channels', 'feature_space', 'data_images']
 
 # %% ../nbs/14_features.ipynb #e4e4a0bd
 import tempfile, warnings
@@ -163,34 +163,10 @@ class FeatureEval(ImageEval):
         self.check(x)
         return torch.cat([self.clf.features(x[i:i + self.bs].to(self.device).float()).double()
                           for i in range(0, len(x), self.bs)])
-    def fid_between(self, a, b, # two sets of images of `shape`
-                   )->float:
-        "FID between two sets of images, both through the feature extractor"
-        self.check(a, 'a'); self.check(b, 'b')
-        return frechet_distance(*feature_stats(self.features(a)), *feature_stats(self.features(b)))
-    def floor(self, n:int,    # number of real images, in [2, len(real)]
-              seed:int=0,     # seed of the choice of the images
-             )->float:
-        "FID of `n` of the real images against the reference: the best a perfect model can score at this n"
-        n = check_int(n, 'n', 2, len(self.floor_images))
-        if (n, seed) not in self._floors:
-            idx = np.sort(np.random.default_rng(seed).choice(len(self.floor_images), n, replace=False))
-            self._floors[n, seed] = self.fid(self.floor_images[torch.as_tensor(idx)])
-        return self._floors[n, seed]
-
-# %% ../nbs/14_features.ipynb #6fcb7222
-@patch
-def report(self:FeatureEval, x, # images of `shape`
-           n_boot:int=200,     # resamples for the bootstrap interval, in [1, inf)
-          )->dict:
-    "FID with n, floor and bootstrap interval, and KID, as `ImageEval.report` gives them"
-    n, nf = len(self.check(x)), min(len(x), len(self.floor_images))
-    res = {'n': n, 'fid': self.fid(x), 'fid_ci95': self.bootstrap(x, n_boot), 'floor': self.floor(nf),
-           'kid': self.kid(x)}
-    lo, hi = res['fid_ci95']
-    res['text'] = (f"FID {res['fid']:.2f} (n={n}, 95% CI {lo:.2f}–{hi:.2f}; "
-                   f"real-data floor at n={nf}: {res['floor']:.2f}), KID {res['kid']:.4f}")
-    return res
+    def real_images(self, idx, # indices into the real images
+                   ):
+        "Real images of the floor set, in [-1, 1]"
+        return self.floor_images[torch.as_tensor(idx)]
 
 # %% ../nbs/14_features.ipynb #e68f75f4
 def inception_eval(path,           # torch-fidelity's Inception-v3 weights file (`--inception`)
@@ -280,6 +256,8 @@ def folder_eval(folder,               # a labelled image folder: one subfolder p
     if n < 10: raise ValueError(f"`folder` {folder} holds {n} images; a classifier needs at least 10 to train and test")
     set_seed(seed)
     dls = get_dls(folder, bs, size, channels, valid_pct, device, labels=True)
+    if len(class_names(dls)) < 2:
+        raise ValueError(f"`folder` {folder} holds {len(class_names(dls))} class; a classifier needs at least 2 class subfolders")
     n_valid = len(dls.valid_ds)
     if n_valid < 2 or len(dls.train_ds) < bs:
         raise ValueError(f"`folder` {folder}: {len(dls.train_ds)} training and {n_valid} held-out images are too few; "
@@ -358,6 +336,11 @@ def folder_channels(files, # image files, e.g. from `image_files`
     modes = {v[2] for v in scan_images(files).values() if v is not None}
     return 1 if modes and modes <= _GREY_MODES else 3
 
+def _inception_eval(inception, real, device):
+    "`inception_eval`, its errors naming the option `inception`"
+    try: return inception_eval(inception, real, device=device)
+    except ValueError as e: raise ValueError(str(e).replace('`path` (--inception)', '`inception`')) from None
+
 def feature_space(x,                  # the samples: images (N, C, H, W) in [-1, 1], N ≥ 2
                   ref=None,           # a folder of real images (`--ref`), or None for Fashion-MNIST's test set
                   inception=None,     # torch-fidelity's Inception-v3 weights file (`--inception`), or None
@@ -368,7 +351,7 @@ def feature_space(x,                  # the samples: images (N, C, H, W) in [-1,
     n, (C, H) = len(check_image_batch(x, name='samples')), x.shape[1:3]
     if ref is None:
         if inception is None: return ImageEval.fashion_mnist(device=device)
-        return inception_eval(inception, to_model_scale(load_embedded()['x_test']), device=device)
+        return _inception_eval(inception, to_model_scale(load_embedded()['x_test']), device)
     files = image_files(ref) if Path(ref).is_dir() else None
     if files is None: raise ValueError(f"`ref` {ref}: no such folder")
     if len(files) < n:
@@ -376,5 +359,20 @@ def feature_space(x,                  # the samples: images (N, C, H, W) in [-1,
     if (fc := folder_channels(files)) != C:
         raise ValueError(f"`ref` {ref} holds {'grey' if fc == 1 else 'colour'} images and the samples have {C} "
                          f"channel{'s' if C > 1 else ''}: score samples against images of their own kind")
-    if inception is not None: return inception_eval(inception, folder_images(ref, H, C), device=device)
-    return folder_eval(ref, H, C, progress=progress, device=device)
+    if inception is not None: return _inception_eval(inception, folder_images(ref, H, C), device)
+    try: return folder_eval(ref, H, C, progress=progress, device=device)
+    except ValueError as e: raise ValueError(str(e).replace('`folder`', '`ref`')) from None
+
+# %% ../nbs/14_features.ipynb #30bea2e4
+def data_images(data:str,        # a run's `data` option: 'embedded', or a folder of images
+                size:int=32,     # side of the images returned (the samples')
+                channels:int=1,  # 1 (grey) or 3 (RGB)
+               )->tuple:
+    "`(train, held_out)`: a run's training images and real images it never saw, in [-1, 1]; None where not at hand"
+    if data == 'embedded':
+        e = load_embedded()
+        return tuple(F.interpolate(to_model_scale(e[k]), size, mode='bicubic', antialias=True).clamp(-1, 1)
+                     if size != 32 else to_model_scale(e[k]) for k in ('x_train', 'x_test'))
+    d = Path(data)
+    if not ((d / 'train').is_dir() and (d / 'valid').is_dir()): return None
+    return folder_images(d / 'train', size, channels), folder_images(d / 'valid', size, channels)

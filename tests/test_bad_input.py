@@ -8,6 +8,7 @@ status 2 with the message on stderr.
 import contextlib, io, math, shutil, warnings
 from functools import partial
 from pathlib import Path
+import numpy as np
 import pytest, torch
 warnings.filterwarnings('ignore', message='`torch.jit.script` is deprecated')
 from diffnotes.schedules import linear_betas, cosine_betas, cosine_abar, abar_from_betas, snr, logsnr, check_betas, rescale_zero_terminal_snr
@@ -362,6 +363,41 @@ def test_fid_refuses_nan_and_n_boot(run_dir, tmp_path):
         assert e.value.code == 2 and phrase in err.getvalue(), err.getvalue()
 
 
+def _ref_folder(root, n, mode='L', classes=('a', 'b')):
+    "`n` random 32×32 images of `mode` in each of `classes` under `root`"
+    from PIL import Image
+    rng = np.random.default_rng(0)
+    for c in classes:
+        (root / c).mkdir(parents=True, exist_ok=True)
+        for i in range(n):
+            Image.fromarray(rng.integers(0, 255, (32, 32, 3) if mode == 'RGB' else (32, 32), dtype=np.uint8), mode).save(root / c / f'{i}.png')
+    return root
+
+FID_REFS = [  # diffnotes fid RUN + options → phrases; the run holds 8 grey 32×32 samples
+    (lambda t: ['--ref', str(_ref_folder(t / 'few', 2))], ['`--ref`', 'holds 4 images, fewer than the 8 samples']),
+    (lambda t: ['--ref', str(_ref_folder(t / 'rgb', 6, 'RGB'))], ['`--ref`', 'holds colour images and the samples have 1 channel']),
+    (lambda t: ['--ref', str(_ref_folder(t / 'one', 12, classes=('a',)))], ['`--ref`', 'holds 1 class; a classifier needs at least 2']),
+    (lambda t: ['--ref', str(t / 'nowhere')], ['`--ref`', 'no such folder']),
+    (lambda t: ['--inception', str(t / 'w.txt')], ['`--inception`', 'Inception-v3 weights file']),
+    (lambda t: ['--inception', str(t / 'w.pt')], ['`--inception`', 'does not fit the network']),
+]
+
+@pytest.mark.parametrize('make,phrases', FID_REFS, ids=['few', 'rgb', 'one class', 'missing', 'text weights', 'other weights'])
+def test_fid_refuses_bad_references(run_dir, tmp_path, make, phrases):
+    (tmp_path / 'w.txt').write_text('not weights')
+    torch.save({'conv.weight': torch.zeros(3, 3)}, tmp_path / 'w.pt')
+    with contextlib.redirect_stderr(io.StringIO()) as err, contextlib.redirect_stdout(io.StringIO()):
+        with pytest.raises(SystemExit) as e: main(['fid', str(run_dir), *make(tmp_path)])
+    assert e.value.code == 2, err.getvalue()
+    for p in phrases: assert p in err.getvalue(), f"{p!r} not in {err.getvalue()!r}"
+    assert len(err.getvalue().strip().splitlines()) == 2, err.getvalue()  # the error, and where to read more
+
+def test_fid_refuses_one_image(run_dir, tmp_path):
+    torch.save(torch.load(run_dir / 'samples.pt')[:1], tmp_path / 'one.pt')
+    with contextlib.redirect_stderr(io.StringIO()) as err, pytest.raises(SystemExit) as e: main(['fid', str(tmp_path / 'one.pt')])
+    assert e.value.code == 2 and '`SAMPLES`' in err.getvalue(), err.getvalue()
+
+
 def _variants():
     "Malformed run checkpoints with a valid format tag: name → (change to the good checkpoint, phrases of the message)"
     return {
@@ -585,7 +621,7 @@ def test_symlink_loop_ends_and_counts_each_image_once(tmp_path):
 
 def table():
     "The rows of this file by class of fault: the parametrized tables, and the single cases as one row each"
-    return {'API arguments': len(API), 'command-line options': len(CLI) + len(SAMPLE) + 1,  # + fid's NaN and --n-boot
+    return {'API arguments': len(API), 'command-line options': len(CLI) + len(SAMPLE) + len(FID_REFS) + 2,  # + fid's NaN and --n-boot, one image
             'malformed checkpoints': len(MALFORMED) + len(RESUME) + 2,                  # + an empty one, a diverged one
             'hostile archives': len(ARCHIVES) * len(MALFORMED_CMDS),
             'the filesystem': len(FILESYSTEM) + len(DISK) + 1,                          # + sample never overwrites its input

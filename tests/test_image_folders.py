@@ -41,3 +41,20 @@ def test_train_on_image_folder(tmp_path, mode, model, args):
     cfg = load_checkpoint(tmp_path / 'run')['config']
     assert cfg['cond'] == bool(args) and cfg['model'] == model
     if args: assert cfg['n_classes'] == 3
+
+
+def test_fid_against_an_rgb_folder(tmp_path):
+    ("`diffnotes fid RUN --ref FOLDER` on a run trained on RGB class folders: a classifier of the folder, FID with its "
+     "interval, fidelity and diversity, and memorisation against the run's own train/ and valid/ images")
+    data = tmp_path / 'imgs'
+    for split, n in (('train', 40), ('valid', 12)):
+        write_folder(data / split, ['cat', 'dog', 'emu'], n=n, mode='RGB', seed=len(split))
+    r = train(data, '--cond', '--in-channels', '3', '--n-samples', '16', cwd=tmp_path)
+    assert r.returncode == 0, r.stderr[-3000:]
+    env = dict(os.environ, OMP_NUM_THREADS='1')
+    f = subprocess.run([str(EXE), 'fid', 'run', '--ref', str(data)], capture_output=True, text=True, cwd=tmp_path,
+                       timeout=300, env=env)
+    assert f.returncode == 0, f.stderr[-3000:]
+    for phrase in ('held-out accuracy', 'FID ', '(n=16, 95% CI', 'real-data floor at n=16', 'precision',
+                   'coverage', 'nearer a training image'):
+        assert phrase in f.stdout, (phrase, f.stdout)
