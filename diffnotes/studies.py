@@ -51,7 +51,7 @@ def fid_vs_nfe(model,                  # a trained model, e.g. from `load_run`
                ev,                     # an `ImageEval`, e.g. `ImageEval.fashion_mnist()`
                nfes=(10, 25, 50, 100), # budgets of model calls
                n:int=512,              # samples per point
-               n_boot:int=200,         # bootstrap resamples per interval
+               n_boot:int=200,         # random splits per FID interval (`ImageEval.report`; the name is kept)
                seed:int=7,             # seed of the starting noise, the same for every point
                grids:dict=None,        # a dict to receive the first 64 samples of every point
                samplers=None,          # names of `NFE_SAMPLERS` (default: `nfe_samplers(cfg)`)
@@ -90,7 +90,7 @@ def guidance_sweep(model,            # a trained class-conditional model, e.g. f
                    ev,               # an `ImageEval`, e.g. `ImageEval.fashion_mnist()`
                    settings=None,    # name → (w, interval or None); default `GUIDANCE_SWEEP`
                    n:int=512,        # class-balanced samples per setting
-                   n_boot:int=200,   # bootstrap resamples per FID interval
+                   n_boot:int=200,   # random splits per FID interval (`ImageEval.report`; the name is kept)
                    seed:int=7,       # seed of the starting noise, the same for every setting
                    grids:dict=None,  # a dict to receive every setting's samples
                    sampler:str=None, # a name of `SAMPLERS` (default: the run's own)
