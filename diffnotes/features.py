@@ -303,7 +303,7 @@ def _spread(ev, x):
 def domain_check(ev,                # an `ImageEval` or `FeatureEval`
                  x,                 # the samples: images in [-1, 1] (N, C, H, W)
                  ratio:float=0.75,  # warn when the classifier's mean confidence on `x` is below this share of that on real images
-                 spread:float=3.,   # warn when the features of `x` lie this many times farther from the reference than real images' do
+                 spread:float=2.,   # warn when the features of `x` lie this many times farther from the reference than real images' do
                  warn:bool=True,    # also `warnings.warn` each message
                 )->list:
     "One line per sign that `x` comes from another domain than `ev`'s reference: wrong shape, low confidence, distant features"
