@@ -27,12 +27,14 @@ def check_image_batch(x,            # what should be images
                       name:str='x', # the argument's name, for the error message
                       min_n:int=2,  # the fewest images allowed
                      ):
-    "`x` unchanged, or a one-line `ValueError` naming `name` unless it is a float tensor of `min_n` or more finite images in [-1, 1] of `shape`"
+    ("`x` unchanged, or a one-line `ValueError` naming `name` unless it is a float tensor of `min_n` or more finite "
+     "images in [-1, 1] of `shape`")
     want = f"(N, {', '.join(map(str, shape))})" if shape else "(N, C, H, W) with C in (1, 3)"
     want = f"`{name}` must be a float tensor of images {want}, N ≥ {min_n}, with finite values in [-1, 1]"
     if not torch.is_tensor(x): raise ValueError(f"{want}; got {type(x).__name__}")
     if not x.is_floating_point(): raise ValueError(f"{want}; got dtype {x.dtype}")
-    ok = x.ndim == 4 and (tuple(x.shape[1:]) == tuple(shape) if shape else x.shape[1] in (1, 3) and min(x.shape[2:]) > 0)
+    ok = x.ndim == 4 and (tuple(x.shape[1:]) == tuple(shape) if shape
+                          else x.shape[1] in (1, 3) and min(x.shape[2:]) > 0)
     if not ok or len(x) < min_n: raise ValueError(f"{want}; got shape {tuple(x.shape)}")
     if x.is_meta: raise ValueError(f"{want}; got a meta tensor, which holds no values")
     bad = ~torch.isfinite(x) | (x.abs() > 1 + 1e-3)
@@ -44,13 +46,15 @@ def check_image_batch(x,            # what should be images
 def _fidelity():
     "torch-fidelity's `FeatureExtractorInceptionV3`, or a one-line `ImportError` naming the extra to install"
     try: from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
-    except ImportError: raise ImportError("Inception features need torch-fidelity: pip install diffnotes[inception]") from None
+    except ImportError:
+        raise ImportError("Inception features need torch-fidelity: pip install diffnotes[inception]") from None
     return FeatureExtractorInceptionV3
 
 # %% ../nbs/14_features.ipynb #e1180ca1
 def bare_inception(seed:int=0, # seed of the random initial values
                   )->nn.Module:
-    "torch-fidelity's Inception-v3 (pool features '2048') with random initial values, built without loading or downloading weights"
+    ("torch-fidelity's Inception-v3 (pool features '2048') with random initial values, built without loading or "
+     "downloading weights")
     FE = _fidelity()
     class _Bare(FE):  # the constructor's own `load_state_dict` call becomes a no-op
         def load_state_dict(self, *args, **kwargs): return None
@@ -69,7 +73,9 @@ def random_inception_weights(path,       # where to write the state dict
     "Write an Inception-v3 state dict with torch-fidelity's names and shapes but random values, for tests only"
     net = bare_inception(seed)
     for m in net.modules():
-        if isinstance(m, nn.BatchNorm2d): m.momentum = None; m.reset_running_stats()  # the mean over what it sees
+        if isinstance(m, nn.BatchNorm2d):  # the mean over what it sees
+            m.momentum = None
+            m.reset_running_stats()
     g = torch.Generator().manual_seed(seed)
     with torch.no_grad(): net.train()(torch.randint(0, 256, (8, 3, 299, 299), generator=g, dtype=torch.uint8))
     torch.save(net.eval().state_dict(), path)
@@ -78,7 +84,8 @@ def random_inception_weights(path,       # where to write the state dict
 # %% ../nbs/14_features.ipynb #d42a8ab3
 def load_inception(path, # torch-fidelity's weights file, e.g. weights-inception-2015-12-05-6726825d.pth
                   )->nn.Module:
-    "torch-fidelity's Inception-v3 with the weights in `path`, read as tensors only; a one-line `ValueError` for any other file"
+    ("torch-fidelity's Inception-v3 with the weights in `path`, read as tensors only; a one-line `ValueError` for any "
+     "other file")
     want = f"`path` (--inception) must be the Inception-v3 weights file of torch-fidelity (a state dict); {path}"
     if not Path(path).is_file(): raise ValueError(f"{want} is not a file")
     try: sd = torch.load(path, map_location='cpu', weights_only=True)
@@ -131,9 +138,11 @@ def ref_from_features(f,              # real features (N, d), N ≥ 2
                       n_kid:int=2000, # how many of the feature vectors to keep for KID
                       seed:int=0,     # seed of the choice of those
                      )->dict:
-    "Reference statistics in `compute_ref`'s format: feature sum, sum of outer products, count, and up to `n_kid` features"
+    ("Reference statistics in `compute_ref`'s format: feature sum, sum of outer products, count, and up to `n_kid` "
+     "features")
     if not torch.is_tensor(f) or f.ndim != 2 or len(f) < 2:
-        raise ValueError(f"`f` must be features (N, d) with N ≥ 2; got {tuple(f.shape) if torch.is_tensor(f) else type(f).__name__}")
+        got = tuple(f.shape) if torch.is_tensor(f) else type(f).__name__
+        raise ValueError(f"`f` must be features (N, d) with N ≥ 2; got {got}")
     f = f.double()
     idx = torch.randperm(len(f), generator=torch.Generator().manual_seed(seed))[:n_kid]
     return {'sum': f.sum(0), 'cov_sum': f.T @ f, 'n': len(f), 'kid_feats': f[idx].float()}
@@ -185,7 +194,8 @@ def folder_images(folder,          # a folder of images (subfolders included), e
                   size:int=32,     # side of the square images returned: that of the samples
                   channels:int=3,  # 1 (grey) or 3 (RGB)
                  )->torch.Tensor:
-    "Every image under `folder` as floats (N, `channels`, `size`, `size`) in [-1, 1], centre-cropped and resized (PIL bicubic)"
+    ("Every image under `folder` as floats (N, `channels`, `size`, `size`) in [-1, 1], centre-cropped and resized "
+     "(PIL bicubic)")
     from PIL import Image, ImageOps
     files, size, channels = image_files(folder), check_int(size, 'size'), check_int(channels, 'channels', 1, 3)
     if channels == 2: raise ValueError("`channels` must be 1 or 3; got 2")
@@ -229,7 +239,9 @@ def _train(dls, channels, epochs, lr, width, progress):
     from fastai.callback.schedule import fit_one_cycle  # noqa: F401 (patches Learner)
     from fastcore.basics import noop
     learn = Learner(dls, ImageClassifier(channels, dls.c, width), loss_func=CrossEntropyLossFlat())
-    if not progress: learn.remove_cb(learn.progress); learn.logger = noop
+    if not progress:
+        learn.remove_cb(learn.progress)
+        learn.logger = noop
     with warnings.catch_warnings():
         warnings.simplefilter('ignore')
         learn.fit_one_cycle(epochs, lr)
@@ -257,7 +269,8 @@ def folder_eval(folder,               # a labelled image folder: one subfolder p
     set_seed(seed)
     dls = get_dls(folder, bs, size, channels, valid_pct, device, labels=True)
     if len(class_names(dls)) < 2:
-        raise ValueError(f"`folder` {folder} holds {len(class_names(dls))} class; a classifier needs at least 2 class subfolders")
+        raise ValueError(f"`folder` {folder} holds {len(class_names(dls))} class; a classifier needs at least 2 "
+                         "class subfolders")
     n_valid = len(dls.valid_ds)
     if n_valid < 2 or len(dls.train_ds) < bs:
         raise ValueError(f"`folder` {folder}: {len(dls.train_ds)} training and {n_valid} held-out images are too few; "
@@ -271,7 +284,8 @@ def folder_eval(folder,               # a labelled image folder: one subfolder p
     lo, hi = wilson_interval(k, n_valid)
     ref.update(acc=k / n_valid, acc_ci95=(lo, hi), n_train=len(dls.train_ds), n_valid=n_valid,
                conf=_confidence(clf, x, 256, 'cpu'), classes=class_names(dls),
-               text=f"{describe_data(dls)}\nheld-out accuracy {k / n_valid:.1%} (95% CI {lo:.1%}–{hi:.1%}, n={n_valid})")
+               text=f"{describe_data(dls)}\nheld-out accuracy {k / n_valid:.1%} "
+                    f"(95% CI {lo:.1%}–{hi:.1%}, n={n_valid})")
     return FeatureEval(clf, ref, x, (channels, size, size), labels=y, device=device)
 
 # %% ../nbs/14_features.ipynb #0cd9cc21
@@ -282,8 +296,10 @@ def accuracy(self:FeatureEval, x, # images of `shape`
             )->dict:
     "As `ImageEval.accuracy`, for a classifier with a head; `real_acc` is its held-out accuracy, `ref['acc']`"
     y = torch.as_tensor(labels).long().reshape(-1)
-    if len(y) != len(self.check(x)): raise ValueError(f"`labels` must hold {len(x)} classes, one per image; got {len(y)}")
-    if 'acc' not in self.ref: raise ValueError("`accuracy` needs a classifier with a head and `ref['acc']`, as `folder_eval` makes")
+    if len(y) != len(self.check(x)):
+        raise ValueError(f"`labels` must hold {len(x)} classes, one per image; got {len(y)}")
+    if 'acc' not in self.ref:
+        raise ValueError("`accuracy` needs a classifier with a head and `ref['acc']`, as `folder_eval` makes")
     right = torch.cat([self.clf(x[i:i + self.bs].to(self.device).float()).argmax(1).cpu()
                        for i in range(0, len(x), self.bs)]) == y
     k = int(right.sum())
@@ -293,7 +309,8 @@ def accuracy(self:FeatureEval, x, # images of `shape`
 # %% ../nbs/14_features.ipynb #13fde4ba
 @torch.no_grad()
 def _spread(ev, x):
-    "Median squared Mahalanobis distance of the features of `x` from the reference Gaussian, its covariance shrunk a little"
+    ("Median squared Mahalanobis distance of the features of `x` from the reference Gaussian, its covariance shrunk "
+     "a little")
     mu, cov = (t.to(ev.device) for t in ev.ref_stats)
     cov = cov + 1e-3 * cov.trace() / len(mu) * torch.eye(len(mu), dtype=cov.dtype, device=cov.device)
     f = ev.features(x) - mu
@@ -302,16 +319,18 @@ def _spread(ev, x):
 # %% ../nbs/14_features.ipynb #b48a26b5
 def domain_check(ev,                # an `ImageEval` or `FeatureEval`
                  x,                 # the samples: images in [-1, 1] (N, C, H, W)
-                 ratio:float=0.75,  # warn when the classifier's mean confidence on `x` is below this share of that on real images
-                 spread:float=2.,   # warn when the features of `x` lie this many times farther from the reference than real images' do
+                 ratio:float=0.75,  # warn when the classifier is less sure of `x` than this share of real images
+                 spread:float=2.,   # warn when the features of `x` lie this many times farther from the reference
                  warn:bool=True,    # also `warnings.warn` each message
                 )->list:
-    "One line per sign that `x` comes from another domain than `ev`'s reference: wrong shape, low confidence, distant features"
+    ("One line per sign that `x` comes from another domain than `ev`'s reference: wrong shape, low confidence, "
+     "distant features")
     shape = getattr(ev, 'shape', (1, 32, 32))
     want = '×'.join(map(str, shape)) if shape else "1 or 3 channels"
     got = tuple(x.shape[1:]) if torch.is_tensor(x) and x.ndim == 4 else None
     fits = got is not None and len(x) >= 2 and (got == shape if shape else got[0] in (1, 3))
-    msgs = [] if fits else [f"the samples are {'×'.join(map(str, got)) if got else type(x).__name__}; the feature space expects {want}"]
+    seen = '×'.join(map(str, got)) if got else type(x).__name__
+    msgs = [] if fits else [f"the samples are {seen}; the feature space expects {want}"]
     real = ev.floor_images if torch.is_tensor(ev.floor_images) else to_model_scale(ev.floor_images[:500])
     if fits and isinstance(getattr(ev.clf, 'head', None), nn.Module):
         c, c_real = _confidence(ev.clf, x, ev.bs, ev.device), _confidence(ev.clf, real[:500], ev.bs, ev.device)
