@@ -163,7 +163,7 @@ def _lin(u, F, a, b):
 def image_seed(seed:int, # the seed of a draw, in [0, 2^63)
                i:int,    # the index of an image in that draw, ≥ 0
               )->int:
-    "The seed of image `i` of a draw: `SeedSequence((seed, i))`, so that no two images share noise"
+    "The seed of image `i` of a draw: SplitMix64 of `seed`, mixed with `i`, so that no two images share noise"
     seed, i = check_int(seed, 'seed', 0, 2**63 - 1), check_int(i, 'i', 0, 2**63 - 1)
     return _mix(_mix(seed) ^ i) >> 1
 

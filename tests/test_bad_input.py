@@ -7,7 +7,6 @@ status 2 with the message on stderr.
 """
 import contextlib, io, math, shutil, warnings
 from functools import partial
-from pathlib import Path
 import numpy as np
 import pytest, torch
 warnings.filterwarnings('ignore', message='`torch.jit.script` is deprecated')
@@ -19,12 +18,11 @@ from diffnotes.grids import sampling_steps, dpm_grid, karras_sigmas
 from diffnotes.denoiser import Denoiser, ImageNoise, image_seed
 from diffnotes.samplers import ddim_step, ddpm_step, ddim_sample, ddpm_sample, dpm_solver_sample, euler_sample, heun_sample, SAMPLERS
 from diffnotes.models import TinyUNet, timestep_embedding
-from diffnotes.data import to_model_scale, read_idx, get_dls
+from diffnotes.data import to_model_scale, get_dls
 from diffnotes.eval import ImageEval, frechet_distance
 from diffnotes.config import RunConfig
 from diffnotes.checkpoints import load_checkpoint
 from diffnotes.sampling import sample_from
-from diffnotes.learner import build_model
 from diffnotes.callbacks import DDPMCallback, ContinuousDDPMCallback, NaNGuard
 from diffnotes.ema import EMA
 from diffnotes.cli import main
