@@ -7,7 +7,7 @@ a batch), trained with post-hoc EMA snapshots on (they do not change the trainin
 after another in this process, so that the times compare side by side. The epochs of each recipe are
 chosen so that its training takes about as long as the fp32 default's 20 epochs on this machine (bf16
 through AMX is about 1.6-1.8 times as fast per image, `bench/train_profile.py`); the stored times say
-how close each came. Each model is scored with FID at n=512 (floor and 95% bootstrap interval) with
+how close each came. Each model is scored with FID at n=512 (floor and 95% interval) with
 its run's own sampler and 50 model calls, from sampling seed 1000 + seed, for the run's own moving
 average and post-hoc averages of two lengths. Stage 1 is seed 0 for every recipe; stage 2 trains the
 `--top` best recipes of stage 1 (by their best average; 2 by default) with seeds 1 and 2. The rows are written after

@@ -5,7 +5,7 @@
 Every recipe trains the default run's budget (the embedded subset, the default model and batch size,
 `EPOCHS` epochs: about 5 minutes on a 2-core CPU), each in its own process, so that a machine with many
 cores and one GPU trains many at once. Each trained model is scored with FID at n=512 (real-data floor and
-95% bootstrap interval) for its raw weights and three moving averages, under four samplers of at most 50
+95% interval) for its raw weights and three moving averages, under four samplers of at most 50
 model calls (the default run's sampling time). Then:
 - stage 2: the four best recipes of stage 1 again with seeds 1 and 2 (stage 1 is seed 0);
 - the FID-vs-NFE study on the best recipe's seed-0 model (its 0.999 moving average);
