@@ -1,4 +1,4 @@
-"""Noising a batch in one step, converting between what a model predicts (ε, x0, v), the posterior q(x_{t−1} | x_t, x0), Improved DDPM's learned variance and the variational bound in bits.
+"""Noising a batch in one step, converting between what a model predicts (ε, x0, v or a flow's velocity), the posterior q(x_{t−1} | x_t, x0), Improved DDPM's learned variance and the variational bound in bits.
 
 Docs: https://diffnotes.github.io/diffnotes/diffusion.html.md"""
 

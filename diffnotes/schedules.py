@@ -1,4 +1,4 @@
-"""How much signal survives at each step of the forward process: β, ᾱ, the signal-to-noise ratio and its logarithm, for discrete and continuous time.
+"""How much signal survives at each step of the forward process: β, ᾱ, the signal-to-noise ratio and its logarithm, for discrete and continuous time; and the paths (α, σ) of VP, rectified flow and EDM.
 
 Docs: https://diffnotes.github.io/diffnotes/schedules.html.md"""
 
