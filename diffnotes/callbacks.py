@@ -279,7 +279,8 @@ class FlowCallback(DiffusionCallback):
                  n_classes:int=None,     # classes of a conditional model (default: the model's `n_classes`)
                 ):
         if t_dist is not None and not callable(t_dist):
-            raise ValueError(f"`t_dist` must be None or a function (batch_size, device=, generator=) → t; got {t_dist!r}")
+            raise ValueError(f"`t_dist` must be None or a function (batch_size, device=, generator=) → t; "
+                             f"got {t_dist!r}")
         if not isinstance(ot, bool): raise ValueError(f"`ot` must be True or False; got {ot!r}")
         super().__init__(DiffusionSchedule(abar_fn=flow_abar), weight=weight, valid_seed=valid_seed,
                          p_uncond=p_uncond, n_classes=n_classes)

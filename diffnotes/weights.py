@@ -94,14 +94,15 @@ def plot_p2_weights(abar:torch.Tensor,  # ᾱ over the steps
 # %% ../nbs/02_weights.ipynb #8d5d4273
 def min_snr_weights(snr,             # SNR values, in [0, inf]
                     gamma:float=5.,  # clip level γ > 0
-                    objective:str='eps', # what the model predicts, whose MSE the weight multiplies: 'eps', 'x0' or 'v'
+                    objective:str='eps', # whose MSE the weight multiplies: 'eps', 'x0', 'v' or 'flow'
                    )->torch.Tensor:
-    "Min-SNR-γ weight on the MSE of `objective`: min(SNR, γ)/SNR, min(SNR, γ), or min(SNR, γ)/(SNR + 1)"
-    check_objective(objective)
+    "Min-SNR-γ weight on the MSE of `objective`: min(SNR, γ)/SNR, min(SNR, γ), min(SNR, γ)/(SNR + 1) or /(1 + √SNR)²"
+    check_math_objective(objective)
     check_range(gamma, 'gamma', 0, lo_open=True)
     snr = check_range(as_float(snr, 'snr'), 'snr', 0)
     if objective == 'eps': return (gamma / snr).clamp(max=1)
     clipped = snr.clamp(max=gamma)
+    if objective == 'flow': return clipped / (1 + snr.sqrt())**2  # the ε form divided by (1 + 1/√SNR)²
     return clipped if objective == 'x0' else clipped / (snr + 1)
 
 # %% ../nbs/02_weights.ipynb #1f1bcf63
