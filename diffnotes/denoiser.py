@@ -36,7 +36,7 @@ def _check_terminal(sched, objective):
     return sched
 
 # %% ../nbs/10_denoiser.ipynb #a1d0e005
-DENOISER_OBJECTIVES = ('eps', 'x0', 'v', 'edm')
+DENOISER_OBJECTIVES = ('eps', 'x0', 'v', 'flow', 'edm')
 Point = namedtuple('Point', 't s_in a b c d sigma')
 
 class Denoiser:
@@ -44,7 +44,7 @@ class Denoiser:
     clip_x0 = False  # clamp x̂0 to [-1, 1] at every call (`clipped`)
     def __init__(self, model,               # called as model(x, t) → C channels (2C with a learned variance)
                  sched,                     # a `DiffusionSchedule`, β's, or an ᾱ(t) function
-                 objective:str='eps',       # what the network predicts: 'eps', 'x0', 'v' or 'edm' (EDM preconditioning)
+                 objective:str='eps',       # what the network predicts: 'eps', 'x0', 'v', 'flow' or 'edm'
                  sigma_data:float=0.5,      # 'edm' only: σ_data of the preconditioning
                  quantize:bool=True,        # discrete: round fractional steps (models trained on integer steps)
                  device=None,               # default: the model's device (the CPU for a plain function)

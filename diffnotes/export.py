@@ -54,8 +54,8 @@ def export_diffusers(run,  # a checkpoint or run folder of a `callback='ddpm'` r
         raise ValueError("diffusers' `DDPMPipeline` calls the U-Net on x_t and t, without EDM's scalings: "
                          "an 'edm' run does not export to it; train with `callback` 'ddpm'")
     if cfg.callback != 'ddpm':
-        raise ValueError(f"diffusers' schedulers are discrete: this run's `callback` is {cfg.callback!r}; "
-                         "train with `callback` 'ddpm'")
+        raise ValueError(f"the exported `DDPMScheduler` is discrete: this run's `callback` is {cfg.callback!r}; "
+                         "train with `callback` 'ddpm' to export (`diffnotes sample` draws from any run)")
     sched = DDPMScheduler(num_train_timesteps=cfg.n_train_steps,
                           trained_betas=build_schedule(cfg).tables['betas'].tolist(),  # exact; the next describe them
                           beta_schedule=DIFFUSERS_SCHEDULES[cfg.schedule], rescale_betas_zero_snr=cfg.zero_snr,

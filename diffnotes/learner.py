@@ -17,12 +17,13 @@ from fastcore.basics import noop
 from fastai.callback.core import Callback
 from .checks import check_int, check_choice
 from .config import RunConfig, PRECISIONS
-from .schedules import (cosine_betas, linear_betas, cosine_abar, linear_abar, edm_abar,
+from .schedules import (cosine_betas, linear_betas, cosine_abar, linear_abar, edm_abar, flow_abar,
                                  rescale_zero_terminal_snr)
 from .weights import p2_weights, min_snr_weights, edm_weights, sigmoid_weights
 from .diffusion import DiffusionSchedule, sigma_data_of
+from .timesteps import flow_times
 from .models import TinyUNet, UNet
-from .callbacks import (DDPMCallback, ContinuousDDPMCallback, EDMCallback, NaNGuard, DeviceMixedPrecision,
+from .callbacks import (DDPMCallback, ContinuousDDPMCallback, EDMCallback, FlowCallback, NaNGuard, DeviceMixedPrecision,
                                  QuartileLoss, CheckpointedAccumulation)
 from .ema import EMA, PowerEMA
 from .distributed import is_main
@@ -43,8 +44,9 @@ def build_model(cfg:RunConfig, # the run's configuration
 # %% ../nbs/18_learner.ipynb #f6b87dce
 def build_schedule(cfg:RunConfig, # the run's configuration
                   )->DiffusionSchedule:
-    "The run's `DiffusionSchedule`: β's of T steps (discrete), ᾱ(t) (continuous), or EDM's σ range as ᾱ(t)"
+    "The run's `DiffusionSchedule`: β's of T steps (discrete), ᾱ(t) (continuous), EDM's σ range or the flow's as ᾱ(t)"
     if cfg.callback == 'edm': return DiffusionSchedule(abar_fn=edm_abar)
+    if cfg.callback == 'flow': return DiffusionSchedule(abar_fn=flow_abar)
     if cfg.callback == 'continuous':
         return DiffusionSchedule(abar_fn={'cosine': cosine_abar, 'linear': linear_abar}[cfg.schedule])
     betas = {'cosine': cosine_betas, 'linear': linear_betas}[cfg.schedule](cfg.n_train_steps)
@@ -69,6 +71,10 @@ def build_callback(cfg:RunConfig,          # the run's configuration
         if cfg.sigma_data is None:
             raise ValueError("`sigma_data` is None: measure it first (`build_learner` does: `data_sigma`)")
         return EDMCallback(cfg.sigma_data, cfg.p_mean, cfg.p_std, p_uncond=cfg.p_uncond)
+    if cfg.callback == 'flow':
+        t_dist = partial(flow_times, dist=cfg.t_dist, mean=cfg.t_mean, std=cfg.t_std, mode_scale=cfg.mode_scale,
+                         shift=cfg.shift)
+        return FlowCallback(t_dist, cfg.ot, build_weight(cfg), p_uncond=cfg.p_uncond)
     if cfg.callback == 'continuous':
         return ContinuousDDPMCallback(sched.abar_fn, cfg.objective, build_weight(cfg), p_uncond=cfg.p_uncond)
     return DDPMCallback(sched, cfg.objective, build_weight(cfg), 'importance' if cfg.importance else None,

@@ -16,6 +16,7 @@ from .checks import check_int, check_range
 from .config import RunConfig, MAX_PARAMS, sampling_of
 from .timesteps import all_gather_padded
 from .samplers import SAMPLERS
+from .grids import flow_grid
 from .denoiser import ImageNoise, Denoiser
 from .distributed import group
 from .learner import build_model, build_schedule
@@ -25,11 +26,15 @@ from .checkpoints import load_checkpoint, load_weights, phema_average
 def sampler_kwargs(cfg:RunConfig, # the run's configuration
                    sampler:str,   # a name of `SAMPLERS`
                    eta:float=0.,  # DDIM η
+                   steps:int=None, # sampling steps: a flow run's DDIM grid has them (default: the run's `sample_steps`)
                   )->dict:
     "The keywords that sampler `sampler` needs for a run of `cfg`, beyond the shared ones"
     ddim_spacing = 'trailing' if cfg.zero_snr else 'leading'  # the trailing grid starts at t = T, where zero SNR lives
+    ddim = dict(eta=eta, spacing=ddim_spacing)
+    if cfg.callback == 'flow':  # Euler in t from t = 1, as flow code samples: on its grid, x̂0 not clamped
+        ddim = dict(eta=eta, spacing=flow_grid(steps or cfg.sample_steps, cfg.shift), clip_x0=False)
     return {'ddpm': dict(variance='learned_range' if cfg.learn_variance else 'fixed_small'),
-            'ddim': dict(eta=eta, spacing=ddim_spacing), 'dpm': {}, 'euler': {}, 'heun': {}}[sampler]
+            'ddim': ddim, 'dpm': {}, 'euler': {}, 'heun': {}}[sampler]
 
 # %% ../nbs/20_sampling.ipynb #354bff52
 def progress_lines(total:int, # steps in all
@@ -87,7 +92,7 @@ def sample_from(model,              # a trained model
     sampler, steps = sampling_of(cfg, sampler, steps)
     p = next(model.parameters())
     sched, model, dev = build_schedule(cfg), model.eval(), torch.device(device or p.device)
-    kw = sampler_kwargs(cfg, sampler, eta)
+    kw = sampler_kwargs(cfg, sampler, eta, steps)
     ys = draw_labels(cfg, n, labels, guidance, interval)
     rank, ws = group() if split else (0, 1)
     mine = list(range(0, n, bs))[rank::ws]  # batch k goes to rank k mod ws

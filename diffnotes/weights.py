@@ -7,12 +7,13 @@ Docs: https://diffnotes.github.io/diffnotes/weights.html.md"""
 # %% auto #0
 __all__ = ['ho_weights', 'continuous_weights', 'continuous_weights_fn', 'p2_weights', 'p2_lambda', 'plot_p2_weights',
            'min_snr_weights', 'eps_weight', 'eps_mse', 'edm_weights', 'sigmoid_weights', 'weight_zoo',
-           'plot_weight_zoo', 'weight_table']
+           'plot_weight_zoo', 'rf_weight', 'weight_table']
 
 # %% ../nbs/02_weights.ipynb #addc1605
 import math, warnings
 import torch
-from .schedules import check_range, check_betas, check_objective, as_float, snr, logsnr, abar_from_betas
+from .schedules import (check_range, check_betas, check_objective, as_float, snr, logsnr, abar_from_betas,
+    check_math_objective)
 
 # %% ../nbs/02_weights.ipynb #887889a1
 def ho_weights(betas:torch.Tensor, # β for each step, each in (0, 1)
@@ -93,36 +94,39 @@ def plot_p2_weights(abar:torch.Tensor,  # ᾱ over the steps
 # %% ../nbs/02_weights.ipynb #8d5d4273
 def min_snr_weights(snr,             # SNR values, in [0, inf]
                     gamma:float=5.,  # clip level γ > 0
-                    objective:str='eps', # what the model predicts, whose MSE the weight multiplies: 'eps', 'x0' or 'v'
+                    objective:str='eps', # whose MSE the weight multiplies: 'eps', 'x0', 'v' or 'flow'
                    )->torch.Tensor:
-    "Min-SNR-γ weight on the MSE of `objective`: min(SNR, γ)/SNR, min(SNR, γ), or min(SNR, γ)/(SNR + 1)"
-    check_objective(objective)
+    "Min-SNR-γ weight on the MSE of `objective`: min(SNR, γ)/SNR, min(SNR, γ), min(SNR, γ)/(SNR + 1) or /(1 + √SNR)²"
+    check_math_objective(objective)
     check_range(gamma, 'gamma', 0, lo_open=True)
     snr = check_range(as_float(snr, 'snr'), 'snr', 0)
     if objective == 'eps': return (gamma / snr).clamp(max=1)
     clipped = snr.clamp(max=gamma)
+    if objective == 'flow': return clipped / (1 + snr.sqrt())**2  # the ε form divided by (1 + 1/√SNR)²
     return clipped if objective == 'x0' else clipped / (snr + 1)
 
 # %% ../nbs/02_weights.ipynb #1f1bcf63
 def eps_weight(w,                 # weight on the per-sample MSE of `objective`
                snr,               # SNR values at the same samples
-               objective:str='eps', # what the model predicts, whose MSE `w` multiplies: 'eps', 'x0' or 'v'
+               objective:str='eps', # what the model predicts, whose MSE `w` multiplies: 'eps', 'x0', 'v' or 'flow'
               )->torch.Tensor:
-    "The same weighting expressed on the ε-MSE: `w`, `w`/SNR or `w`·(1 + 1/SNR)"
-    check_objective(objective)
+    "The same weighting expressed on the ε-MSE: `w`, `w`/SNR, `w`·(1 + 1/SNR) or `w`·(1 + 1/√SNR)²"
+    check_math_objective(objective)
     if objective == 'eps': return as_float(w, 'w')
     snr = check_range(as_float(snr, 'snr'), 'snr', 0, lo_open=True)
+    if objective == 'flow': return w * (1 + snr.rsqrt())**2
     return w / snr if objective == 'x0' else w * (1 + 1 / snr)
 
 # %% ../nbs/02_weights.ipynb #0deb56e4
 def eps_mse(mse,             # per-sample MSE of the objective, shape (B,)
             snr,             # SNR of each sample, shape (B,): in [0, inf], finite for 'x0'
-            objective='eps', # the objective the MSE was measured on: 'eps', 'x0' or 'v'
+            objective='eps', # the objective the MSE was measured on: 'eps', 'x0', 'v' or 'flow'
            ):
-    "The per-sample MSE re-expressed as the ε-MSE it implies: `mse`, `mse`·SNR or `mse`/(1 + 1/SNR)"
-    check_objective(objective)
+    "The per-sample MSE as the ε-MSE it implies: `mse`, `mse`·SNR, `mse`/(1 + 1/SNR) or `mse`/(1 + 1/√SNR)²"
+    check_math_objective(objective)
     if objective == 'eps': return mse
     snr = check_range(as_float(snr, 'snr'), 'snr', 0, hi_open=objective == 'x0')  # x0: MSE·∞ has no value
+    if objective == 'flow': return mse / (1 + snr.rsqrt())**2  # 0 at SNR = 0, `mse` at SNR = ∞
     return mse * snr if objective == 'x0' else mse / (1 + 1 / snr)
 
 # %% ../nbs/02_weights.ipynb #d639d4da
@@ -173,6 +177,12 @@ def plot_weight_zoo(abar:torch.Tensor, # ᾱ over the steps
            title=title)
     ax.legend(fontsize=8, loc='upper left', bbox_to_anchor=(1.01, 1))  # outside: the curves fill the axes
     return ax
+
+# %% ../nbs/02_weights.ipynb #fcd77835
+def rf_weight(logsnr, # log-SNR values λ, in [-inf, inf]
+             )->torch.Tensor:
+    "Rectified flow with uniform t as a weight on the ε-MSE per unit of log-SNR: ½·t/(1 − t) = ½·e^(−λ/2)"
+    return 0.5 * torch.exp(-check_range(as_float(logsnr, 'logsnr'), 'logsnr') / 2)
 
 # %% ../nbs/02_weights.ipynb #76493a5d
 def weight_table(betas:torch.Tensor,      # β for each step

@@ -11,10 +11,11 @@ import numpy as np
 import pytest, torch
 warnings.filterwarnings('ignore', message='`torch.jit.script` is deprecated')
 from diffnotes.schedules import linear_betas, cosine_betas, cosine_abar, abar_from_betas, snr, logsnr, check_betas, rescale_zero_terminal_snr
+from diffnotes.schedules import flow_abar
 from diffnotes.weights import p2_weights, min_snr_weights, eps_weight, eps_mse, continuous_weights, edm_weights, sigmoid_weights, weight_table
 from diffnotes.diffusion import noisify, get_target, x0_eps_from_pred, DiffusionSchedule, hybrid_loss, learned_range_log_variance
 from diffnotes.timesteps import uniform_steps, uniform_t, lognormal_sigma, LossSecondMomentSampler, space_timesteps, respace_betas
-from diffnotes.grids import sampling_steps, dpm_grid, karras_sigmas
+from diffnotes.grids import sampling_steps, dpm_grid, karras_sigmas, ddim_grid, flow_grid
 from diffnotes.denoiser import Denoiser, ImageNoise, image_seed
 from diffnotes.samplers import ddim_step, ddpm_step, ddim_sample, ddpm_sample, dpm_solver_sample, euler_sample, heun_sample, SAMPLERS
 from diffnotes.models import TinyUNet, timestep_embedding
@@ -23,7 +24,7 @@ from diffnotes.eval import ImageEval, frechet_distance
 from diffnotes.config import RunConfig
 from diffnotes.checkpoints import load_checkpoint
 from diffnotes.sampling import sample_from
-from diffnotes.callbacks import DDPMCallback, ContinuousDDPMCallback, NaNGuard
+from diffnotes.callbacks import DDPMCallback, ContinuousDDPMCallback, NaNGuard, FlowCallback, ot_pair
 from diffnotes.ema import EMA
 from diffnotes.cli import main
 
@@ -174,6 +175,11 @@ API = [
     ('edm_weights sigma_data', lambda: edm_weights(torch.ones(2), sigma_data=-1.), ValueError, ['`sigma_data`', '(0, inf]']),
     ('sigmoid_weights snr', lambda: sigmoid_weights(torch.tensor([-1.])), ValueError, ['`snr`', '[0, inf]']),
     ('RunConfig sampler lms', lambda: RunConfig(sampler='lms'), ValueError, ['`sampler`', "'euler', 'heun'"]),
+    ('RunConfig flow weight edm', lambda: RunConfig(callback='flow', weight='edm'), ValueError, ["`weight` 'edm'", "`callback` 'flow'"]),
+    ('FlowCallback t_dist', lambda: FlowCallback(t_dist='logit_normal'), ValueError, ['`t_dist`', 'a function']),
+    ('ot_pair one image', lambda: ot_pair(torch.zeros(1, 1, 4, 4), torch.zeros(1, 1, 4, 4)), ValueError, ['`ot`', 'at least 2 images']),
+    ('flow_grid shift 0', lambda: flow_grid(10, 0.), ValueError, ['`shift`', '(0, inf)']),
+    ('ddim_grid flow times', lambda: ddim_grid(flow_abar, 3, [1., 0.]), ValueError, ['`spacing`', '4 decreasing times']),
     ('rescale_zero_terminal_snr one step', lambda: rescale_zero_terminal_snr([0.5]), ValueError, ['`betas`', 'at least 2']),
     ('check_betas β=1 not last', lambda: check_betas([1., 0.5]), ValueError, ['`betas[:-1]`', '(0, 1)']),
     ('dpm_grid spacing', lambda: dpm_grid(B, 10, spacing='leading'), ValueError, ['`spacing`', "'karras'"]),
@@ -258,6 +264,17 @@ CLI = [
     (['train', '--in-channels', '4'], ['`--in-channels`', '(1, 3)']),
     (['train', '--model', 'vit'], ['`--model`', "'tiny', 'unet'"]),
     (['train', '--schedule', 'sigmoid'], ['`--schedule`', "'cosine', 'linear'"]),
+    (['train', '--callback', 'flow', '--t-dist', 'beta'], ['`--t-dist`', "'uniform', 'logit_normal', 'mode', 'cosmap'"]),
+    (['train', '--callback', 'flow', '--t-std', '0'], ['`--t-std`', '(0, 20]']),
+    (['train', '--callback', 'flow', '--t-std', '-1'], ['`--t-std`', '(0, 20]']),
+    (['train', '--callback', 'flow', '--shift', '0'], ['`--shift`', '(0, 1000]']),
+    (['train', '--callback', 'flow', '--shift', '-2'], ['`--shift`', '(0, 1000]']),
+    (['train', '--callback', 'flow', '--mode-scale', '3'], ['`--mode-scale`', '[-1, 1.75']),
+    (['train', '--callback', 'flow', '--ot', '--bs', '1'], ['`--ot`', '`--bs` ≥ 2; got 1']),
+    (['train', '--objective', 'flow'], ["`--objective` 'flow'", "give `--callback` 'flow'"]),
+    (['train', '--callback', 'flow', '--objective', 'v'], ['`--objective`', "'flow' for `--callback` 'flow'"]),
+    (['train', '--shift', '3'], ['`--shift`', "`--callback` 'flow' only"]),
+    (['train', '--callback', 'edm', '--ot'], ['`--ot`', "`--callback` 'flow' only"]),
     (['train', '--max-loss-ratio', '1'], ['`--max-loss-ratio`', '(1, inf]']),
     (['train', '--ema-decay', '1'], ['`--ema-decay`', '[0, 1)']),
     (['export', 'no/such/run', 'out'], ['`RUN` no/such/run', 'no such run folder or checkpoint']),

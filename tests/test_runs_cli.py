@@ -82,6 +82,29 @@ def test_edm_run_from_the_command_line(tmp_path):
     r = run('train', '--out', 'bad', '--callback', 'edm', '--weight', 'p2', cwd=tmp_path)
     assert r.returncode == 2 and "`--weight` must be 'none' for `--callback` 'edm'" in r.stderr, r.stderr[-2000:]
 
+def test_flow_run_killed_resumed_and_sampled(tmp_path):
+    "`diffnotes train --callback flow` with its options: killed, resumed bit for bit, sampled on its own grid"
+    FLOW = ['--callback', 'flow', '--t-dist', 'logit_normal', '--t-std', '0.8', '--shift', '2', '--ot', *TINY]
+    r = run('train', '--out', 'full', '--epochs', '2', *FLOW, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr[-3000:]
+    p = subprocess.Popen([str(EXE), 'train', '--out', 'killed', '--epochs', '2', *FLOW], cwd=tmp_path,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    ck, start = tmp_path / 'killed' / 'model.pt', time.time()
+    while not ck.exists() and time.time() - start < 300 and p.poll() is None: time.sleep(0.02)
+    p.send_signal(signal.SIGKILL); p.wait()
+    r = run('train', '--resume', 'killed', cwd=tmp_path)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert max_dw(weights(tmp_path / 'full'), weights(tmp_path / 'killed')) == 0
+    assert torch.equal(torch.load(tmp_path / 'full' / 'samples.pt'), torch.load(tmp_path / 'killed' / 'samples.pt'))
+    from diffnotes.checkpoints import load_checkpoint
+    cfg = load_checkpoint(tmp_path / 'full')['config']
+    assert (cfg['objective'], cfg['weight'], cfg['sampler'], cfg['t_dist'], cfg['shift'], cfg['ot']) == \
+        ('flow', 'none', 'ddim', 'logit_normal', 2., True), cfg
+    r = run('sample', 'full', '--out', 's', '--n', '4', cwd=tmp_path)
+    assert r.returncode == 0 and 'ddim, 5 steps' in r.stdout, (r.stdout[-1000:], r.stderr[-2000:])
+    r = run('export', 'full', 'pipe', cwd=tmp_path)
+    assert r.returncode == 2 and "`--callback` is 'flow'" in r.stderr, r.stderr[-2000:]
+
 def test_numeric_names_stay_text(tmp_path):
     "Option types come from the annotations: a folder `2024`, an output `2025` and `--channels 16` are what they say"
     from PIL import Image
