@@ -121,12 +121,12 @@ def _class_line(x, cfg, ys, guidance):
             f"in their class (95% CI {lo:.1%}–{hi:.1%}; on real test images {r['real_acc']:.1%})")
 
 # %% ../nbs/24_cli.ipynb #ee2ccf37
-def _outputs(out, run, sampler, steps, seed, label, guidance, ema_length):
+def _outputs(out, run, sampler, steps, seed, label, guidance, ema_length, guide=None):
     "The two files a draw writes: `out`.pt and .png, by default in the run's folder, named by what was drawn"
     if out is None:
         from diffnotes.checkpoints import run_folder  # reached only after `sample` has imported torch
         folder = run_folder(run)
-        given = (('label', label), ('w', guidance), ('ema', ema_length))
+        given = (('label', label), ('w', guidance), ('ema', ema_length), ('guide-', guide and Path(guide).stem))
         extra = ''.join(f'-{k}{v}' for k, v in given if v is not None)
         out = folder / f"samples-{sampler}-{steps}-{seed}{extra}".replace('/', '_')
     targets = [Path(f'{out}.pt'), Path(f'{out}.png')]
@@ -146,8 +146,10 @@ def sample(run:str,              # a run folder holding `model.pt`, or a checkpo
            bs:int=256,           # images per sampling batch: memory only, the images do not depend on it
            ema_length:float=None, # draw from the post-hoc average of this relative width (a run trained with `--phema`)
            label:str=None,       # a `--cond` run: a class name or number, or 'all', a row per class (default: balanced)
-           guidance:float=None,  # a `--cond` run: classifier-free guidance w in [0, 100] (default 1; 0: unconditional)
-           interval:str=None,    # a `--cond` run: 'lo,hi', guide only where lo < σ ≤ hi (Kynkäänniemi et al. 2024)
+           guidance:float=None,  # w: classifier-free (`--cond` runs), in [0, 100], 0 unconditional; with `--guide`, ≥ 1
+           interval:str=None,    # 'lo,hi': guide only where lo < σ ≤ hi (Kynkäänniemi et al. 2024)
+           guide:str=None,       # autoguidance: a weaker run of the same data and path (folder or checkpoint)
+           guide_ema_length:float=None, # the guide's post-hoc average of this relative width (a short one guides)
            device:str=None,      # where to sample: cpu, cuda, cuda:N or mps (default: a GPU if there is one)
            max_params:int=MAX_PARAMS, # refuse a checkpoint describing a larger model (a hostile or mistaken file)
           ):
@@ -157,10 +159,11 @@ def sample(run:str,              # a run folder holding `model.pt`, or a checkpo
     check_int(bs, 'bs', 1, 65_536)
     check_int(seed, 'seed', 0, 2**63 - 1)
     if eta is not None: check_range(eta, 'eta', 0, 10)
-    if not Path(run).exists(): raise ValueError(f"`run` {run}: no such run folder or checkpoint")
+    for k, v in (('run', run), ('guide', guide)):
+        if v is not None and not Path(v).exists(): raise ValueError(f"`{k}` {v}: no such run folder or checkpoint")
     if out is not None: _outputs(out, run, None, None, seed, None, None, None)  # a clash is found before loading
     import torch
-    from diffnotes.sampling import load_run, sample_from
+    from diffnotes.sampling import load_run, sample_from, load_guide
     from diffnotes.files import save_atomic
     from diffnotes.runs import save_grid
     from diffnotes.distributed import init_group, is_main
@@ -171,12 +174,12 @@ def sample(run:str,              # a run folder holding `model.pt`, or a checkpo
     if eta is not None and sampler != 'ddim':
         raise ValueError(f"`eta` is used by the 'ddim' sampler only; this draw uses {sampler!r}")
     ys, nrow = _sample_labels(label, cfg, n)
-    if not cfg.cond and (guidance is not None or interval is not None):
-        raise ValueError("`guidance` and `interval` need a class-conditional run (trained with `--cond`)")
+    gd = None if guide is None else load_guide(guide, cfg, ema_length=guide_ema_length, device=check_device(device),
+                                                max_params=max_params)
     iv, w = None if interval is None else _pair(interval, 'interval'), 1. if guidance is None else guidance
-    targets = _outputs(out, run, sampler, steps, seed, label, guidance, ema_length)
+    targets = _outputs(out, run, sampler, steps, seed, label, guidance, ema_length, guide)
     x = sample_from(model, cfg, len(ys) if ys is not None else n, sampler, steps, eta or 0., seed, bs, labels=ys,
-                    guidance=w, interval=iv, progress=True).cpu()
+                    guidance=w, interval=iv, guide=gd, progress=True).cpu()
     if not is_main(): return x  # rank 0 writes
     if not torch.isfinite(x).all():
         raise FloatingPointError(f"the samples are not finite ({sampler}, {steps} steps, η={eta or 0}); "
@@ -185,6 +188,7 @@ def sample(run:str,              # a run folder holding `model.pt`, or a checkpo
     save_atomic(x, targets[0])
     save_grid(x, targets[1], nrow=nrow, n=len(x) if label == 'all' else 64)
     avg = '' if ema_length is None else f", post-hoc average σ_rel = {ema_length}"
+    avg += '' if guide is None else f", guided by {guide} with w = {w:g}"
     print(f"wrote {targets[1]} and {targets[0]} ({len(x)} samples, {sampler}, {steps} steps{avg})")
     if cfg.cond: print(_class_line(x, cfg, ys, w))
     return x

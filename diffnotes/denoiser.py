@@ -52,6 +52,7 @@ class Denoiser:
                  guidance:float=1.,         # w of classifier-free guidance: F_u + w·(F_c − F_u); 1 conditional, 0 not
                  interval=None,             # `(sigma_lo, sigma_hi)`: guide only where σ_lo < σ ≤ σ_hi (elsewhere w = 1)
                  null_class:int=None,       # the null class's label (default: the model's `n_classes`)
+                 guide_net=None,            # a weaker network that guides this one (autoguidance): F_g + w·(F − F_g)
                 ):
         if objective not in DENOISER_OBJECTIVES:
             raise ValueError(f"`objective` must be one of {DENOISER_OBJECTIVES}; got {objective!r}")
@@ -59,32 +60,40 @@ class Denoiser:
         self.sched = _check_terminal(sched, objective)
         self.sigma_data = float(check_range(sigma_data, 'sigma_data', 0, 100, lo_open=True))
         self.device = _device(model, device)
-        self.guide(labels, guidance, interval, null_class)
+        self.guide(labels, guidance, interval, null_class, guide_net)
     def __repr__(self):
-        g = '' if self.labels is None else f", guidance {self.guidance}"
+        g = '' if self.labels is None and self.guide_net is None else f", guidance {self.guidance}"
+        g += '' if self.guide_net is None else ' by a guide network'
         return f"Denoiser({self.objective}, {self.sched}{g})"
 
     def guide(self, labels=None,    # classes to draw: an int, one per image, or None (an unconditional call)
               guidance:float=1.,    # guidance weight w ≥ 0
               interval=None,        # `(sigma_lo, sigma_hi)` where guidance applies, or None for every σ
               null_class:int=None,  # the null class's label (default: the model's `n_classes`)
+              guide_net=None,       # a weaker network of the same kind: autoguidance instead of the null class
              ):
         "Set the classes and the guidance of later calls; checked here, once, not at every step"
         self.guidance = float(check_range(guidance, 'guidance', 0, 100))
+        self.guide_net, self.null = guide_net, None
+        if guide_net is not None and self.guidance < 1:
+            raise ValueError(f"`guidance` below 1 with a guide network moves each step toward the weaker model; "
+                             f"give w ≥ 1; got {guidance}")
         self.labels = None if labels is None else torch.as_tensor(labels, device=self.device)
+        self.interval = None if interval is None else check_interval(interval)
         if self.labels is None:
-            if guidance != 1 or interval is not None: raise ValueError("`guidance` and `interval` need `labels`")
+            if guide_net is None and (guidance != 1 or interval is not None):
+                raise ValueError("`guidance` and `interval` need `labels` (classifier-free) or a `guide_net`")
             return self
         if self.labels.is_floating_point() or self.labels.dtype == torch.bool or self.labels.ndim > 1:
             raise ValueError(f"`labels` must be an integer or a 1-d tensor of integers; got {self.labels!r}")
         m = getattr(self.model, 'module', self.model)
-        self.null = null_class if null_class is not None else getattr(m, 'n_classes', None)
-        if self.null is None:
+        n = null_class if null_class is not None else getattr(m, 'n_classes', None)
+        if n is None and guide_net is None:
             raise ValueError("`null_class`: the model has no `n_classes`; give the null class's label")
-        self.null = check_int(self.null, 'null_class', 0)
+        if n is None: return self  # autoguidance: both networks take the labels, no null class is called
+        self.null = check_int(n, 'null_class', 0)
         if self.labels.numel() and not 0 <= int(self.labels.min()) <= int(self.labels.max()) < self.null:
             raise ValueError(f"`labels` must lie in [0, {self.null}), the model's classes; got {self.labels.tolist()}")
-        self.interval = None if interval is None else check_interval(interval)
         return self
 
     def clipped(self, clip_x0:bool=True, # clamp x̂0 to [-1, 1] at every call
@@ -103,19 +112,25 @@ class Denoiser:
         return self.guidance if lo < sigma <= hi else 1.
 
     def forward(self, u, t, sigma:float):
-        "The network's output F at `(u, t)`: plain, conditional, or guided (both passes as one batch of 2B)"
-        if self.labels is None: return self.model(u, t)
-        y = self.labels.expand(len(u)) if self.labels.ndim == 0 else self.labels
-        if len(y) != len(u): raise ValueError(f"`labels` holds {len(y)} labels for a batch of {len(u)} images")
-        w = self.weight_at(sigma)
-        if w == 1: return self.model(u, t, y)
+        "The network's output F at `(u, t)`: plain, conditional, classifier-free guided (one batch of 2B) or autoguided"
+        y = self.batch_labels(len(u))
+        w, call = self.weight_at(sigma), lambda net, y: net(u, t) if y is None else net(u, t, y)
+        if self.guide_net is not None:
+            out = call(self.model, y)
+            return out if w == 1 else _guided(call(self.guide_net, y), out, w, u.shape[1])
+        if y is None or w == 1: return call(self.model, y)
         null = torch.full_like(y, self.null)
         if w == 0: return self.model(u, t, null)
-        out = self.model(torch.cat([u, u]), torch.cat([t, t]), torch.cat([y, null]))
-        c, n = out.chunk(2)
-        C = u.shape[1]
-        g = torch.lerp(n[:, :C], c[:, :C], w)  # F_u + w·(F_c − F_u): ε̂, x̂0 and v are all affine in F
-        return torch.cat([g, c[:, C:]], dim=1) if c.shape[1] > C else g  # a learned variance: the conditional one
+        c, n = self.model(torch.cat([u, u]), torch.cat([t, t]), torch.cat([y, null])).chunk(2)
+        return _guided(n, c, w, u.shape[1])
+
+    def batch_labels(self, n:int, # the batch size
+                    ):
+        "The labels of a batch of `n` (one label repeated, or one per image), or None for an unconditional call"
+        if self.labels is None: return None
+        y = self.labels.expand(n) if self.labels.ndim == 0 else self.labels
+        if len(y) != n: raise ValueError(f"`labels` holds {len(y)} labels for a batch of {n} images")
+        return y
 
     def coefs(self, abar:float,  # ᾱ of the point, in [0, 1)
               tilde:bool=False,  # the sampler's state is x̃ = x_t/√ᾱ (the σ samplers) rather than x_t
@@ -150,6 +165,12 @@ class Denoiser:
         elif out.shape[1] != C: raise ValueError(f"the model must output {C} (or {2 * C}) channels; got {out.shape[1]}")
         x0 = _lin(u, out, p.a, p.b)
         return x0.clamp(-1, 1) if self.clip_x0 else x0, _lin(u, out, p.c, p.d), var
+
+# %% ../nbs/10_denoiser.ipynb #6f6cdbcd
+def _guided(weak, strong, w, C):
+    "weak + w·(strong − weak) on the first `C` channels; a learned variance's channels are the strong network's"
+    g = torch.lerp(weak[:, :C], strong[:, :C], w)  # ε̂, x̂0 and v are all affine in F
+    return torch.cat([g, strong[:, C:]], dim=1) if strong.shape[1] > C else g
 
 # %% ../nbs/10_denoiser.ipynb #a1d0e007
 def _lin(u, F, a, b):

@@ -351,6 +351,21 @@ def test_sample_refuses(run_dir, tmp_path, argv, phrases):
     for p in phrases: assert p in err.getvalue(), f"{p!r} not in {err.getvalue()!r}"
     assert not list(tmp_path.iterdir())  # nothing written
 
+def test_sample_refuses_bad_guides(run_dir, tmp_path):
+    "Autoguidance: a missing guide, a guide of another objective, and w < 1, each refused in one line naming the option"
+    ck = torch.load(run_dir / 'model.pt', weights_only=False)
+    torch.save({**ck, 'config': {**ck['config'], 'objective': 'eps'}}, tmp_path / 'eps.pt')
+    rows = [(['--guide', str(tmp_path / 'nowhere')], ['`--guide`', 'no such run folder or checkpoint']),
+            (['--guide', str(tmp_path / 'eps.pt'), '--guidance', '2'],
+             ['`--guide` must be a run of the same data, path and objective', "'eps' in the guide, 'v' in the run"]),
+            (['--guide', str(run_dir), '--guidance', '0.5'], ['`--guidance` below 1', 'toward the weaker model', 'w ≥ 1'])]
+    for argv, phrases in rows:
+        with contextlib.redirect_stderr(io.StringIO()) as err, contextlib.redirect_stdout(io.StringIO()):
+            with pytest.raises(SystemExit) as e: main(['sample', str(run_dir), '--out', str(tmp_path / 's'), *argv])
+        assert e.value.code == 2
+        for p in phrases: assert p in err.getvalue(), f"{p!r} not in {err.getvalue()!r}"
+        assert not (tmp_path / 's.pt').exists()
+
 def test_sample_never_overwrites_its_checkpoint(run_dir):
     before = (run_dir / 'model.pt').read_bytes()
     with contextlib.redirect_stderr(io.StringIO()) as err, pytest.raises(SystemExit):
