@@ -24,6 +24,7 @@ from diffnotes.eval import ImageEval, frechet_distance
 from diffnotes.config import RunConfig
 from diffnotes.checkpoints import load_checkpoint
 from diffnotes.sampling import sample_from
+from diffnotes.export import export_diffusers, check_exportable
 from diffnotes.callbacks import DDPMCallback, ContinuousDDPMCallback, NaNGuard, FlowCallback, ot_pair
 from diffnotes.ema import EMA
 from diffnotes.cli import main
@@ -227,6 +228,17 @@ API = [
        ValueError, ["the model's output is not finite", 'model time']) for name, f in SAMPLERS.items()],
     ('ddim_sample with a model that outputs inf midway', lambda: ddim_sample(lambda x, t: x / (t[:, None, None, None] > 500), (2, 1, 8, 8), B, 4, progress=False),
      ValueError, ["the model's output is not finite", 'sampling stopped there']),
+    # export to diffusers
+    ('export_diffusers pipeline="euler"', lambda: export_diffusers('no/such/run', 'out', pipeline='euler'), ValueError,
+     ['`pipeline`', "('ddpm', 'ddim')"]),
+    ('export of a flow run to DDIMPipeline', lambda: check_exportable(RunConfig(callback='flow'), 'ddim'), ValueError,
+     ["`pipeline` 'ddim' cannot sample a flow run", "give `pipeline` 'ddpm'"]),
+    ('export of a learned-variance run to DDIMPipeline',
+     lambda: check_exportable(RunConfig(learn_variance=True), 'ddim'), ValueError, ["`pipeline` 'ddim'", '`learn_variance`', "give `pipeline` 'ddpm'"]),
+    ('export of an edm run', lambda: check_exportable(RunConfig(callback='edm')), ValueError,
+     ["an 'edm' run does not export", "`callback` 'ddpm' or 'flow'"]),
+    ('export of a continuous run', lambda: check_exportable(RunConfig(callback='continuous')), ValueError,
+     ["`callback` 'continuous'", "`callback` 'ddpm' or 'flow'"]),
     ('sample_from with NaN weights', lambda: sample_from(_nan_model(), RunConfig(channels=(8, 16)), 2, steps=2), ValueError,
      ["the model's output is not finite"]),
 ]

@@ -83,7 +83,8 @@ def test_edm_run_from_the_command_line(tmp_path):
     assert r.returncode == 2 and "`--weight` must be 'none' for `--callback` 'edm'" in r.stderr, r.stderr[-2000:]
 
 def test_flow_run_killed_resumed_and_sampled(tmp_path):
-    "`diffnotes train --callback flow` with its options: killed, resumed bit for bit, sampled on its own grid"
+    ("`diffnotes train --callback flow` with its options: killed, resumed bit for bit, sampled on its own grid, "
+     "exported and drawn from by diffusers alone, as `sample` draws")
     FLOW = ['--callback', 'flow', '--t-dist', 'logit_normal', '--t-std', '0.8', '--shift', '2', '--ot', *TINY]
     r = run('train', '--out', 'full', '--epochs', '2', *FLOW, cwd=tmp_path)
     assert r.returncode == 0, r.stderr[-3000:]
@@ -103,7 +104,31 @@ def test_flow_run_killed_resumed_and_sampled(tmp_path):
     r = run('sample', 'full', '--out', 's', '--n', '4', cwd=tmp_path)
     assert r.returncode == 0 and 'ddim, 5 steps' in r.stdout, (r.stdout[-1000:], r.stderr[-2000:])
     r = run('export', 'full', 'pipe', cwd=tmp_path)
-    assert r.returncode == 2 and "`--callback` is 'flow'" in r.stderr, r.stderr[-2000:]
+    assert r.returncode == 0 and 'trust_remote_code=True' in r.stdout, (r.stdout + r.stderr)[-2000:]
+    from diffnotes.denoiser import image_seed  # the seeds of `sample`'s images, for diffusers' generators
+    seeds = [image_seed(0, i) for i in range(4)]
+    r = subprocess.run([sys.executable, '-c', HIDDEN_FLOW.format(path='pipe', seeds=seeds, steps=5, out='d.pt')],
+                       capture_output=True, text=True, cwd=tmp_path, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert r.stdout.strip() == 'DDPMPipeline FlowMatchEulerDiscreteScheduler 2.0 False', r.stdout
+    diff = (torch.load(tmp_path / 'd.pt') - torch.load(tmp_path / 's.pt')).abs().max().item()
+    assert diff < 1e-4, diff  # diffusers alone draws the images `diffnotes sample` drew
+
+HIDDEN_FLOW = '''
+import sys
+class Hide:
+    def find_spec(self, name, path=None, target=None):
+        if name.split('.')[0] == 'diffnotes': raise ImportError('diffnotes is not installed here')
+sys.meta_path.insert(0, Hide())
+import torch
+from diffusers import DiffusionPipeline
+pipe = DiffusionPipeline.from_pretrained({path!r}, trust_remote_code=True)
+gens = [torch.Generator().manual_seed(s) for s in {seeds!r}]
+x = pipe(batch_size=len(gens), num_inference_steps={steps}, generator=gens, output_type='pt').images
+torch.save(x * 2 - 1, {out!r})
+imported = any(m.split('.')[0] == 'diffnotes' for m in sys.modules)
+print(type(pipe).__name__, type(pipe.scheduler).__name__, pipe.scheduler.config.shift, imported)
+'''
 
 def test_numeric_names_stay_text(tmp_path):
     "Option types come from the annotations: a folder `2024`, an output `2025` and `--channels 16` are what they say"
