@@ -245,16 +245,17 @@ def _run_images(samples, x, data_images):
 
 
 # %% ../nbs/24_cli.ipynb #f41c70d6
-def export(run:str, # a checkpoint or run folder of a `--callback ddpm` run (TinyUNet or diffusers' U-Net)
+def export(run:str, # a checkpoint or run folder of a `--callback ddpm` or `flow` run (TinyUNet or diffusers' U-Net)
            out:str, # a new (or empty) folder for the diffusers pipeline
            ema_length:float=None, # export the post-hoc average of this relative width (a run trained with `--phema`)
            max_params:int=MAX_PARAMS, # refuse a checkpoint describing a larger model (a hostile or mistaken file)
+           pipeline:str='ddpm',  # the pipeline the folder names: 'ddpm' (any run), or 'ddim' (a `--callback ddpm` run)
           )->Path:
     "Write a run as a diffusers pipeline folder that loads without diffnotes"
     check_int(max_params, 'max_params', 1)
     if not Path(run).exists(): raise ValueError(f"`run` {run}: no such run folder or checkpoint")
     from diffnotes.export import export_diffusers, TINY_MODULE
-    p = export_diffusers(run, out, ema_length, max_params)
+    p = export_diffusers(run, out, ema_length, max_params, pipeline)
     trust = ", trust_remote_code=True" if (p / 'unet' / f'{TINY_MODULE}.py').exists() else ''  # its class comes along
     unet = json.loads((p / 'unet' / 'config.json').read_text())
     if unet.get('num_class_embeds') or unet.get('n_classes'):  # diffusers' pipelines pass no labels
@@ -262,7 +263,10 @@ def export(run:str, # a checkpoint or run folder of a `--callback ddpm` run (Tin
         print(f"wrote {p}: a class-conditional U-Net (null class {null}); diffusers' pipelines pass no labels, so load "
               f"DDPMPipeline.from_pretrained(folder{trust}) and call its `unet` with `class_labels` in a guided loop "
               "around its scheduler (the runs page shows one)")
-    else: print(f"wrote {p}: load it with diffusers' DDPMPipeline.from_pretrained(folder{trust}) or DDIMPipeline")
+    else:
+        sched = json.loads((p / 'scheduler' / 'scheduler_config.json').read_text())['_class_name']
+        name = 'DDIMPipeline' if pipeline == 'ddim' else 'DDPMPipeline'
+        print(f"wrote {p}: load it with diffusers' {name}.from_pretrained(folder{trust}); its scheduler is {sched}")
     return p
 
 # %% ../nbs/24_cli.ipynb #cb4a3964

@@ -90,14 +90,15 @@ def _times(spacing, n, t_max):
         return torch.linspace(t_max, 0, n + 1, dtype=torch.float64)
     t = torch.as_tensor(spacing, dtype=torch.float64).cpu()
     if t.shape != (n + 1,) or not bool(((t >= 0) & (t <= 1)).all() and (t[1:] < t[:-1]).all()):
-        raise ValueError(f"`spacing` must be {n + 1} decreasing times in [0, 1] for {n} steps of a continuous schedule; "
-                         f"got {t.tolist() if t.numel() < 12 else f'{t.numel()} values'}")
+        got = t.tolist() if t.numel() < 12 else f'{t.numel()} values'
+        raise ValueError(f"`spacing` must be {n + 1} decreasing times in [0, 1] for {n} steps of a continuous "
+                         f"schedule; got {got}")
     return t
 
 # %% ../nbs/09_grids.ipynb #0b003b00
 def ddim_grid(sched,             # a `DiffusionSchedule`, β's, or an ᾱ(t) function
               n_steps:int=50,    # number of sampling steps
-              spacing='leading', # 'leading', 'trailing', 'linspace' or a list of steps; continuous: n + 1 times, or text
+              spacing='leading', # 'leading', 'trailing', 'linspace', a list of steps; continuous: n + 1 times
               t_max:float=0.999, # continuous, without times: the time sampling starts from
               device='cpu',      # where the tensors go
              ):

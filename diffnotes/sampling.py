@@ -100,7 +100,7 @@ def sample_from(model,              # a trained model
                 labels=None,        # conditional runs: a class, one per image, or None for image i of class i mod C
                 guidance:float=1.,  # conditional runs: classifier-free guidance weight w (1 conditional, 0 not)
                 interval=None,      # `(sigma_lo, sigma_hi)`, the σ range where guidance applies
-                guide=None,         # `(model, cfg)` of a weaker run that guides this one (autoguidance), e.g. `load_guide`
+                guide=None,         # `(model, cfg)` of a weaker run guiding this one (autoguidance), e.g. `load_guide`
                )->torch.Tensor:
     "Draw `n` images from a model trained with configuration `cfg`, clamped to [-1, 1] as diffusers' pipelines do"
     check_int(n, 'n', 1, 10**6)
