@@ -5,21 +5,25 @@
 
 Each recipe of `RECIPES` trains `RunConfig(**recipe, seed=seed)` with `train_run` at the default budget (the embedded
 subset, the default model and epochs) into RUNS/NAME-sSEED, then draws `n` images from the moving average of its
-weights with the run's DDIM, from sampling seed 1000 + seed, at each number of steps of `STEPS`; for a flow run DDIM on
-its own grid is the flow's Euler method, for the default it is DDIM on its leading grid. Each draw is kept beside the
-run (`samples-K.pt`, float16) and scored with `ImageEval.report` (FID at n with its interval, the floor, FID∞) and
-`fidelity_report` (precision, recall, density, coverage). The rows are written after every run, and a run already
-in the file is skipped, so the study resumes where it stopped. `--tiny` checks the script in a minute.
+weights with DDIM, from sampling seed 1000 + seed, at each number of steps of `STEPS`. For a flow run DDIM on an even
+grid is the flow's Euler method (the times 1 → 0 in equal steps, shifted; diffusers' grid, the runs' own, spends its
+last call at a tiny time, which matters at very few steps); for the default it is DDIM on its trailing grid, which
+also starts at T. Each draw is kept beside the run (`samples-K.pt`, float16) and scored with `ImageEval.report` (FID
+at n with its interval, the floor, FID∞) and `fidelity_report` (precision, recall, density, coverage). The rows are
+written after every run; a run already in the file is skipped and one that stopped on the way is resumed, so the
+study goes on where it stopped. `--tiny` checks the script in a minute.
 """
-import argparse, contextlib, io, json, os, platform, time, warnings
+import argparse, contextlib, io, json, platform, time, warnings
 from pathlib import Path
 warnings.filterwarnings('ignore')
 import torch
 from diffnotes.config import RunConfig
 from diffnotes.runs import train_run
 from diffnotes.sampling import load_run, sample_from
+from diffnotes.checkpoints import load_checkpoint
 from diffnotes.eval import ImageEval
 from diffnotes.fidelity import fidelity_report
+from diffnotes.timesteps import shift_t
 
 RECIPES = {'default (v, Min-SNR-5)': {},
            'flow, uniform t': dict(callback='flow'),
@@ -30,6 +34,11 @@ RECIPES = {'default (v, Min-SNR-5)': {},
            'flow, uniform t, OT': dict(callback='flow', ot=True)}
 STEPS = (1, 2, 4, 8, 16, 32, 50)
 KEEP = ('n', 'fid', 'fid_ci95', 'fid_sd', 'floor', 'fid_inf', 'fid_inf_ci95', 'floor_inf', 'kid')
+
+def grid(cfg, k):
+    "Euler's k even steps from pure noise: a flow run's times 1 → 0, shifted; DDIM's trailing steps for the default"
+    if cfg.callback != 'flow': return 'trailing'
+    return shift_t(torch.linspace(1, 0, k + 1, dtype=torch.float64), cfg.shift)
 
 def slug(name): return ''.join(c if c.isalnum() else '-' for c in name).strip('-')
 
@@ -44,14 +53,15 @@ def run_one(name, seed, runs, ev, n, tiny):
     d = Path(runs) / f"{slug(name)}-s{seed}"
     cfg = RunConfig(**RECIPES[name], seed=seed, **over)
     start = time.perf_counter()
-    if not (d / 'model.pt').exists() or 'resume' in os.environ.get('FLOW_STUDY', ''):
+    done = load_checkpoint(d)['epochs_done'] if (d / 'model.pt').exists() else 0
+    if done < cfg.epochs:  # a new run, or one that stopped on the way: resumed exactly
         with contextlib.redirect_stdout(io.StringIO()):
-            train_run(cfg, d, resume=d if (d / 'model.pt').exists() else None, progress=False, sample=False)
+            train_run(cfg, d, resume=d if done else None, progress=False, sample=False)
     secs = time.perf_counter() - start
     model, cfg = load_run(d, device='cpu')
     rows = []
     for k in STEPS:
-        x = sample_from(model, cfg, n, 'ddim', k, seed=1000 + seed)
+        x = sample_from(model, cfg, n, 'ddim', k, seed=1000 + seed, spacing=grid(cfg, k))
         torch.save(x.half(), d / f'samples-{k}.pt')
         rows.append({'recipe': name, 'seed': seed, 'steps': k, 'train_seconds': round(secs, 1), **score(ev, x)})
         print(f"{name:>28} s{seed} {k:>2} steps  FID {rows[-1]['fid']:6.2f}  precision {rows[-1]['precision']:.3f}  "

@@ -121,12 +121,19 @@ def _class_line(x, cfg, ys, guidance):
             f"in their class (95% CI {lo:.1%}–{hi:.1%}; on real test images {r['real_acc']:.1%})")
 
 # %% ../nbs/24_cli.ipynb #ee2ccf37
-def _outputs(out, run, sampler, steps, seed, label, guidance, ema_length, guide=None):
+def _guide_tag(guide):
+    "A guide's name in a file name: its folder, or a checkpoint's run and file (a run's `checkpoints/epoch-0003.pt`)"
+    p = Path(guide)
+    if p.is_dir(): return p.name
+    return '-'.join([q.name for q in (p.parent.parent, p.parent) if q.name and q.name != 'checkpoints'] + [p.stem])
+
+def _outputs(out, run, sampler, steps, seed, label, guidance, ema_length, guide=None, guide_ema_length=None):
     "The two files a draw writes: `out`.pt and .png, by default in the run's folder, named by what was drawn"
     if out is None:
         from diffnotes.checkpoints import run_folder  # reached only after `sample` has imported torch
         folder = run_folder(run)
-        given = (('label', label), ('w', guidance), ('ema', ema_length), ('guide-', guide and Path(guide).stem))
+        given = (('label', label), ('w', guidance), ('ema', ema_length), ('guide-', guide and _guide_tag(guide)),
+                 ('guide-ema', guide_ema_length))
         extra = ''.join(f'-{k}{v}' for k, v in given if v is not None)
         out = folder / f"samples-{sampler}-{steps}-{seed}{extra}".replace('/', '_')
     targets = [Path(f'{out}.pt'), Path(f'{out}.png')]
@@ -159,6 +166,8 @@ def sample(run:str,              # a run folder holding `model.pt`, or a checkpo
     check_int(bs, 'bs', 1, 65_536)
     check_int(seed, 'seed', 0, 2**63 - 1)
     if eta is not None: check_range(eta, 'eta', 0, 10)
+    if guide_ema_length is not None and guide is None:
+        raise ValueError("`guide_ema_length` is the guide's average: give a `guide` run")
     for k, v in (('run', run), ('guide', guide)):
         if v is not None and not Path(v).exists(): raise ValueError(f"`{k}` {v}: no such run folder or checkpoint")
     if out is not None: _outputs(out, run, None, None, seed, None, None, None)  # a clash is found before loading
@@ -177,7 +186,7 @@ def sample(run:str,              # a run folder holding `model.pt`, or a checkpo
     gd = None if guide is None else load_guide(guide, cfg, ema_length=guide_ema_length, device=check_device(device),
                                                 max_params=max_params)
     iv, w = None if interval is None else _pair(interval, 'interval'), 1. if guidance is None else guidance
-    targets = _outputs(out, run, sampler, steps, seed, label, guidance, ema_length, guide)
+    targets = _outputs(out, run, sampler, steps, seed, label, guidance, ema_length, guide, guide_ema_length)
     x = sample_from(model, cfg, len(ys) if ys is not None else n, sampler, steps, eta or 0., seed, bs, labels=ys,
                     guidance=w, interval=iv, guide=gd, progress=True).cpu()
     if not is_main(): return x  # rank 0 writes

@@ -8,7 +8,7 @@ Docs: https://diffnotes.github.io/diffnotes/config.html.md"""
 __all__ = ['MODELS', 'CALLBACKS', 'SCHEDULES', 'WEIGHTS', 'FLOW_T_DISTS', 'MODE_SCALE_MAX', 'SAMPLER_NAMES', 'PRECISIONS',
            'LOGGERS', 'STUDY_BUDGET', 'MAX_PARAMS', 'FLOW_DEFAULTS', 'CROSS_RULES', 'SAMPLE_KEYS', 'LOG_KEYS',
            'ARCH_KEYS', 'FRESH_KEYS', 'opt', 'RunConfig', 'field_docs', 'allowed', 'default_steps', 'check_field',
-           'sampling_of', 'resume_config', 'arch_changes', 'init_config', 'read_config']
+           'flow_field', 'sampling_of', 'resume_config', 'arch_changes', 'init_config', 'read_config']
 
 # %% ../nbs/15_config.ipynb #72db461c
 import math, os
@@ -54,7 +54,7 @@ class RunConfig:
     n_train_steps:int=opt(1000, 2, 100_000)       # T, the number of diffusion steps of a discrete schedule
     zero_snr:bool=False                           # rescale to zero terminal SNR (Lin et al. 2023); needs v or x0
     objective:str=None                            # what the model predicts: 'eps', 'x0', 'v' (default); 'edm', 'flow'
-    weight:str=opt(None, choices=WEIGHTS)         # loss weight (default 'min-snr'; 'none' for EDM)
+    weight:str=opt(None, choices=WEIGHTS)         # loss weight (default 'min-snr'; 'none' for EDM and flow)
     gamma:float=opt(1., 0, 2)                     # P2 exponent gamma
     k:float=opt(1., 0, 1e6, lo_open=True)         # P2 offset k
     min_snr_gamma:float=opt(5., 0, 1e6, lo_open=True) # Min-SNR clip level
@@ -66,7 +66,7 @@ class RunConfig:
     t_mean:float=opt(None, -20, 20)               # 'flow' runs, 'logit_normal': mean of logit(t) (default 0)
     t_std:float=opt(None, 0, 20, lo_open=True)    # 'flow' runs, 'logit_normal': its standard deviation (default 1)
     mode_scale:float=opt(None, -1, MODE_SCALE_MAX) # 'flow' runs, 'mode': SD3's scale s (default 1.29)
-    shift:float=opt(None, 0, 1000, lo_open=True)  # 'flow' runs: SD3's shift of t, in training and sampling (default 1)
+    shift:float=opt(None, 0, 1000, lo_open=True)  # 'flow' runs: SD3's shift of t, for training and DDIM (default 1)
     ot:bool=False                                 # 'flow' runs: pair noise with images by minibatch optimal transport
     cond:bool=False                               # class-conditional: train on the data's labels, with label dropout
     p_uncond:float=opt(0.1, 0, 1)                 # 'cond' runs: chance of the null class per training image
@@ -177,12 +177,11 @@ def check_field(f,         # a field of `RunConfig`
 @patch
 def check_edm(self:RunConfig):
     "Check the objective, and the fields that only an 'edm' run has or only it lacks"
+    if self.callback != 'edm' and self.sigma_data is not None:
+        raise ValueError(f"`sigma_data` is for `callback` 'edm' only; "
+                         f"got {self.sigma_data!r} with `callback` {self.callback!r}")
     if self.callback == 'flow' or self.objective == 'flow': return self.check_flow()
-    if self.callback != 'edm':
-        if self.sigma_data is not None:
-            raise ValueError(f"`sigma_data` is for `callback` 'edm' only; "
-                             f"got {self.sigma_data!r} with `callback` {self.callback!r}")
-        return check_objective(self.objective)
+    if self.callback != 'edm': return check_objective(self.objective)
     if self.objective != 'edm':
         raise ValueError("`objective` must be 'edm' for `callback` 'edm' (EDM's preconditioned network F); "
                          f"got {self.objective!r}")
@@ -205,6 +204,11 @@ def check_flow(self:RunConfig):
                          "'min-snr' or 'sigmoid'")
 
 # %% ../nbs/15_config.ipynb #b112ecfe
+def flow_field(c:RunConfig, # a configuration
+              )->str:
+    "The name of the first field only a flow run has that `c` sets (`ot`, or a time field), or None"
+    return next((k for k in FLOW_DEFAULTS if getattr(c, k) is not None), 'ot' if c.ot else None)
+
 CROSS_RULES = (
     lambda c: c.callback != 'ddpm' and (c.importance or c.learn_variance) and
         "`importance` and `learn_variance` need `callback` 'ddpm' (a discrete schedule)",
@@ -217,9 +221,8 @@ CROSS_RULES = (
     lambda c: c.model == 'tiny' and c.size % 2 ** (len(c.channels) - 1) and
         f"`size` must be a multiple of {2 ** (len(c.channels) - 1)} for a TinyUNet with {len(c.channels)} resolutions; "
         f"got {c.size}",
-    lambda c: c.callback != 'flow' and (c.ot or any(getattr(c, k) is not None for k in FLOW_DEFAULTS)) and
-        "`" + next(k for k in ('ot', *FLOW_DEFAULTS) if getattr(c, k) not in (None, False)) +
-        f"` is for `callback` 'flow' only; got it with `callback` {c.callback!r}",
+    lambda c: c.callback != 'flow' and (k := flow_field(c)) and
+        f"`{k}` is for `callback` 'flow' only; got it with `callback` {c.callback!r}",
     lambda c: c.ot and c.bs < 2 and f"`ot` pairs the images of a batch with its noise: it needs `bs` ≥ 2; got {c.bs}",
     lambda c: c.n_classes is not None and not c.cond and "`n_classes` is for class-conditional runs: give `cond` True",
     lambda c: c.classes is not None and not c.cond and "`classes` is for class-conditional runs: give `cond` True",

@@ -75,6 +75,10 @@ class Denoiser:
         "Set the classes and the guidance of later calls; checked here, once, not at every step"
         self.guidance = float(check_range(guidance, 'guidance', 0, 100))
         self.guide_net, self.null = guide_net, None
+        gdev = None if guide_net is None else _device(guide_net, None)
+        if isinstance(guide_net, torch.nn.Module) and gdev.type != self.device.type:
+            raise ValueError(f"`guide_net` is on {gdev}, the sampling on {self.device}: "
+                             "put both networks on one device")
         if guide_net is not None and self.guidance < 1:
             raise ValueError(f"`guidance` below 1 with a guide network moves each step toward the weaker model; "
                              f"give w ≥ 1; got {guidance}")

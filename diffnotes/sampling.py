@@ -74,7 +74,7 @@ def draw_labels(cfg:RunConfig, # the run's configuration
 
 # %% ../nbs/20_sampling.ipynb #51453d41
 GUIDE_KEYS = ('data', 'in_channels', 'size', 'callback', 'schedule', 'n_train_steps', 'zero_snr', 'objective', 'cond',
-              'n_classes', 'sigma_data')  # what fixes the meaning of a network's output
+              'n_classes', 'classes', 'sigma_data')  # what fixes the meaning of a network's output
 
 def check_guide(cfg:RunConfig,   # the run to draw from
                 gcfg:RunConfig,  # the run that guides it
@@ -101,6 +101,7 @@ def sample_from(model,              # a trained model
                 guidance:float=1.,  # conditional runs: classifier-free guidance weight w (1 conditional, 0 not)
                 interval=None,      # `(sigma_lo, sigma_hi)`, the σ range where guidance applies
                 guide=None,         # `(model, cfg)` of a weaker run guiding this one (autoguidance), e.g. `load_guide`
+                spacing=None,       # 'ddim' and the σ samplers: their grid's spacing or times (None: the run's own)
                )->torch.Tensor:
     "Draw `n` images from a model trained with configuration `cfg`, clamped to [-1, 1] as diffusers' pipelines do"
     check_int(n, 'n', 1, 10**6)
@@ -111,6 +112,7 @@ def sample_from(model,              # a trained model
     p = next(model.parameters())
     sched, model, dev = build_schedule(cfg), model.eval(), torch.device(device or p.device)
     kw = sampler_kwargs(cfg, sampler, eta, steps)
+    if spacing is not None: kw['spacing'] = spacing  # e.g. an even grid for a flow run at very few steps
     if guide is not None: check_guide(cfg, guide[1])
     gnet = None if guide is None else guide[0].eval()
     ys = draw_labels(cfg, n, labels, guidance, interval, guided=gnet is not None)

@@ -30,7 +30,7 @@ def seed_ci(values,           # one number per independent run, e.g. the FID of 
     "Mean of `values` over independent runs with its Student-t interval: `mean`, `sd`, `ci` and the number of runs `k`"
     v = np.asarray(values, dtype=float)
     if v.ndim != 1 or len(v) < 2 or not np.isfinite(v).all():
-        raise ValueError(f"`values` must hold at least 2 finite numbers, one per run; got {list(np.ravel(v))}")
+        raise ValueError(f"`values` must hold at least 2 finite numbers, one per run; got {np.ravel(v).tolist()}")
     check_range(level, 'level', 0, 1, lo_open=True, hi_open=True)
     m, sd = float(v.mean()), float(v.std(ddof=1))
     h = float(stats.t.ppf((1 + level) / 2, len(v) - 1)) * sd / math.sqrt(len(v))

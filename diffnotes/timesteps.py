@@ -15,7 +15,7 @@ from itertools import accumulate, repeat
 import torch
 from fastcore.basics import patch
 from .checks import check_int, check_choice
-from .schedules import check_range, check_steps, abar_from_betas, as_float, flow_t, flow_logsnr
+from .schedules import check_range, check_steps, abar_from_betas, as_float, flow_t
 
 # %% ../nbs/04_timesteps.ipynb #9974707f
 def uniform_steps(batch_size:int,  # number of steps to draw

@@ -353,6 +353,7 @@ SAMPLE = [
     (['--eta', '0.5', '--sampler', 'heun'], ['`--eta`', "'ddim' sampler only", "'heun'"]),
     (['--device', 'tpu'], ['`--device`', 'cpu, cuda, cuda:N or mps']),
     (['--label', 'Dress'], ['`--label`', 'needs a class-conditional run']),
+    (['--guide-ema-length', '0.1'], ['`--guide-ema-length`', 'give a `--guide` run']),
 ]
 
 @pytest.mark.parametrize('argv,phrases', SAMPLE, ids=[' '.join(a) for a, _ in SAMPLE])
