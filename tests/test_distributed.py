@@ -1,5 +1,6 @@
 """Two processes on CPU with the gloo backend: what changes under distributed data parallel."""
-import os, socket, tempfile
+import json, os, socket, tempfile
+import pytest
 from pathlib import Path
 import torch
 import torch.distributed as dist
@@ -73,11 +74,12 @@ if dist.is_initialized(): dist.destroy_process_group()  # as a script should: gl
 
 '''.replace('<<DUMP>>', DUMP)
 
-def launch(n, *args):
-    "Run the driver with `n` processes under torchrun (gloo on CPU); returns its output"
+def launch(n, *args, env=None):
+    "Run the driver with `n` processes under torchrun (gloo on CPU), with `env` added to the environment; its output"
     import subprocess, sys
     cmd = [sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node', str(n), '--master_port', str(free_port()), *args]
-    p = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, 'OMP_NUM_THREADS': '1'}, timeout=600)
+    p = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, 'OMP_NUM_THREADS': '1', **(env or {})},
+                       timeout=600)
     assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
     return p.stdout
 
@@ -165,7 +167,7 @@ def test_two_processes_with_precision_clipping_accumulation_and_phema():
         assert sorted(p.name for p in (d / 'run' / 'phema').iterdir()) == ['0001.pt', '0002.pt']  # one writer
 
 DRIVER_COND = '''
-import sys, torch
+import json, os, sys, torch
 from fastai.callback.core import Callback, CancelFitException
 from diffnotes.config import RunConfig
 from diffnotes.runs import train_run
@@ -176,7 +178,8 @@ out, dump, stop, resume = sys.argv[1], sys.argv[2], int(sys.argv[3]), (sys.argv[
 def state(learn):
     "What each rank saves: its weights"
     return {'model': getattr(learn.model, 'module', learn.model).state_dict()}
-<<DUMP>>cfg = RunConfig(cond=True, p_uncond=0.2, channels=(8, 16), epochs=2, bs=32, n_samples=4, sample_steps=3)
+<<DUMP>>extra = json.loads(os.environ.get('DIFFNOTES_TEST_RUN', '{}'))  # e.g. a flow run's options
+cfg = RunConfig(cond=True, p_uncond=0.2, channels=(8, 16), epochs=2, bs=32, n_samples=4, sample_steps=3, **extra)
 learn = train_run(cfg, out, resume=resume, progress=False, cbs=[Dump()])
 cfg = RunConfig(**load_checkpoint(out)['config'])  # with the classes the data had
 x = sample_from(learn.model, cfg, 5, 'ddpm', 3, bs=2, labels=torch.tensor([1, 3, 5, 7, 9]), guidance=2.)
@@ -185,16 +188,18 @@ import torch.distributed as dist
 if dist.is_initialized(): dist.destroy_process_group()
 '''.replace('<<DUMP>>', DUMP)
 
-def test_two_processes_train_a_conditional_run_and_resume_it():
+@pytest.mark.parametrize('extra', [{}, {'callback': 'flow', 'ot': True, 't_dist': 'logit_normal'}], ids=['ddpm', 'flow, OT'])
+def test_two_processes_train_a_conditional_run_and_resume_it(extra):
     "A class-conditional run on 2 ranks, killed after epoch 1 and resumed: the ranks agree, and guided sampling is shared"
     from diffnotes.checkpoints import load_checkpoint
     from diffnotes.config import RunConfig
     from diffnotes.sampling import sample_from
     with tempfile.TemporaryDirectory() as d:
         d = Path(d); (d / 'dump').mkdir(); driver = d / 'driver.py'; driver.write_text(DRIVER_COND)
-        launch(2, str(driver), str(d / 'run'), str(d / 'dump'), '1')
+        env = {'DIFFNOTES_TEST_RUN': json.dumps(extra)}
+        launch(2, str(driver), str(d / 'run'), str(d / 'dump'), '1', env=env)
         assert load_checkpoint(d / 'run')['epochs_done'] == 1
-        launch(2, str(driver), str(d / 'run'), str(d / 'dump'), '0', str(d / 'run'))
+        launch(2, str(driver), str(d / 'run'), str(d / 'dump'), '0', str(d / 'run'), env=env)
         ck = load_checkpoint(d / 'run')
         assert (ck['epochs_done'], ck['world_size'], ck['config']['n_classes']) == (2, 2, 10)
         ranks = [torch.load(d / 'dump' / f'rank{r}.pt') for r in range(2)]
