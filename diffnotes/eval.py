@@ -447,13 +447,14 @@ def fid_inf_ci(f,                  # features (N, d), N ≥ 4d
                rate_splits:int=50, # random splits into quarters for the rate (see `fid_var_terms`), in [1, inf)
                seed:int=0,         # seed of the subsets and splits
               )->dict:
-    ("`fid_infinity`'s result with the standard deviation `sd` of FID∞ and the interval `ci` = fid_inf ± z·sd; "
+    ("`fid_infinity`'s result with the standard deviation `sd` of FID∞ and the interval `ci` = fid_inf ± t·sd; "
      "`var_half` and `ratio` give sd² = var_half · ratio")
     if f.ndim != 2 or len(f) < 4 * f.shape[1]:
         raise ValueError(f"`f` must be features (N, d) with N ≥ 4d (FID∞'s smallest subset N/4 ≥ d); "
                          f"got shape {tuple(f.shape)}")
     _check_count(n_splits, 'n_splits')
-    z = NormalDist().inv_cdf((1 + _check_level(level)) / 2)
+    from scipy.stats import t as student_t  # scipy comes with fastai
+    q = float(student_t.ppf((1 + _check_level(level)) / 2, n_splits))  # `var_half` has n_splits degrees of freedom
     res = fid_infinity(f, ref_stats, n_draws=n_draws, seed=seed)
     n, h, g = len(f), len(f) // 2, torch.Generator().manual_seed(seed)
     half_inf = lambda k, idx: fid_infinity(f[idx], ref_stats, n_draws=n_draws, seed=seed + k)['fid_inf']
@@ -462,7 +463,7 @@ def fid_inf_ci(f,                  # features (N, d), N ≥ 4d
     a, b = fid_var_terms(f, ref_stats, rate_splits, seed)
     ratio = (a / n + b / n**2) / (a / h + b / h**2) if a + b > 0 else 0.5  # in [1/4, 1/2]: Var_N / Var_{N/2}
     sd = math.sqrt(var_half * ratio)
-    return {**res, 'sd': sd, 'ci': (res['fid_inf'] - z * sd, res['fid_inf'] + z * sd), 'var_half': var_half,
+    return {**res, 'sd': sd, 'ci': (res['fid_inf'] - q * sd, res['fid_inf'] + q * sd), 'var_half': var_half,
             'ratio': ratio}
 
 # %% ../nbs/12_eval.ipynb #73033cf4
