@@ -7,8 +7,8 @@ Docs: https://diffnotes.github.io/diffnotes/eval.html.md"""
 # %% auto #0
 __all__ = ['FashionClassifier', 'train_classifier', 'classifier_path', 'load_classifier', 'ref_path', 'ref_from_features',
            'compute_ref', 'mean_cov', 'feature_stats', 'frechet_distance', 'kid_from_features', 'check_image_batch',
-           'check_images', 'ImageEval', 'ref_parts', 'fids_from_sums', 'subset_fids', 'fid_bootstrap', 'fid_sd',
-           'fid_ci', 'fid_infinity', 'wilson_interval']
+           'check_images', 'ImageEval', 'ref_parts', 'fids_from_sums', 'subset_fids', 'fid_bootstrap', 'fid_var_terms',
+           'fid_sd', 'fid_ci', 'fid_infinity', 'fid_inf_ci', 'wilson_interval']
 
 # %% ../nbs/12_eval.ipynb #5720222a
 import math, numbers
@@ -348,12 +348,12 @@ def bootstrap(self:ImageEval, x,    # images (N, 1, 32, 32) in [-1, 1]
     return fid_bootstrap(self.features(x), self.ref_stats, n_boot, seed)
 
 # %% ../nbs/12_eval.ipynb #4a902da5
-def fid_sd(f,                 # features (N, d), N ≥ 8
-           ref_stats,         # the reference's mean (d,) and covariance (d, d)
-           n_splits:int=100,  # random splits into quarters, in [1, inf)
-           seed:int=0,        # seed of the splits
-          )->float:
-    "Standard deviation of the FID of `N` features, from the spread over disjoint halves and quarters of `f`"
+def fid_var_terms(f,                 # features (N, d), N ≥ 8
+                  ref_stats,         # the reference's mean (d,) and covariance (d, d)
+                  n_splits:int=100,  # random splits into quarters, in [1, inf)
+                  seed:int=0,        # seed of the splits
+                 )->tuple:
+    "Coefficients `(a, b)` of Var FID_m = a/m + b/m², from the spread over disjoint halves and quarters of `f`"
     if f.ndim != 2 or len(f) < 8:
         raise ValueError(f"`f` must be features (N, d) with N ≥ 8 (four disjoint subsets of 2); "
                          f"got shape {tuple(f.shape)}")
@@ -369,7 +369,16 @@ def fid_sd(f,                 # features (N, d), N ≥ 8
     b = max((v4 / u4 - v2 / u2) / (u4 - u2), 0.)
     a = v2 / u2 - b * u2
     if a < 0: a, b = 0., v2 / u2**2
-    return math.sqrt(a / n + b / n**2)
+    return a, b
+
+def fid_sd(f,                 # features (N, d), N ≥ 8
+           ref_stats,         # the reference's mean (d,) and covariance (d, d)
+           n_splits:int=100,  # random splits into quarters, in [1, inf)
+           seed:int=0,        # seed of the splits
+          )->float:
+    "Standard deviation of the FID of `N` features, from the spread over disjoint halves and quarters of `f`"
+    a, b = fid_var_terms(f, ref_stats, n_splits, seed)
+    return math.sqrt(a / len(f) + b / len(f)**2)
 
 # %% ../nbs/12_eval.ipynb #220b0ed3
 def fid_ci(f,                 # features (N, d), N ≥ 8
@@ -429,24 +438,54 @@ def fid_inf(self:ImageEval, x, # images (N, 1, 32, 32) in [-1, 1], N ≥ 3
     if len(self.check(x)) < 3: raise ValueError(f"`x` must hold at least 3 images for FID∞; got {len(x)}")
     return fid_infinity(self.features(x), self.ref_stats, sizes, n_draws, seed)
 
+# %% ../nbs/12_eval.ipynb #ee9fa602
+def fid_inf_ci(f,                  # features (N, d), N ≥ 4d
+               ref_stats,          # the reference's mean (d,) and covariance (d, d)
+               n_splits:int=10,    # random splits into halves, whose FID∞ gives the spread, in [1, inf)
+               level:float=0.95,   # nominal coverage, in (0, 1)
+               n_draws:int=10,     # random subsets per size (see `fid_infinity`), in [1, inf)
+               rate_splits:int=50, # random splits into quarters for the rate (see `fid_var_terms`), in [1, inf)
+               seed:int=0,         # seed of the subsets and splits
+              )->dict:
+    ("`fid_infinity`'s result with the standard deviation `sd` of FID∞ and the interval `ci` = fid_inf ± t·sd; "
+     "`var_half` and `ratio` give sd² = var_half · ratio")
+    if f.ndim != 2 or len(f) < 4 * f.shape[1]:
+        raise ValueError(f"`f` must be features (N, d) with N ≥ 4d (FID∞'s smallest subset N/4 ≥ d); "
+                         f"got shape {tuple(f.shape)}")
+    _check_count(n_splits, 'n_splits')
+    from scipy.stats import t as student_t  # scipy comes with fastai
+    q = float(student_t.ppf((1 + _check_level(level)) / 2, n_splits))  # `var_half` has n_splits degrees of freedom
+    res = fid_infinity(f, ref_stats, n_draws=n_draws, seed=seed)
+    n, h, g = len(f), len(f) // 2, torch.Generator().manual_seed(seed)
+    half_inf = lambda k, idx: fid_infinity(f[idx], ref_stats, n_draws=n_draws, seed=seed + k)['fid_inf']
+    perms = [torch.randperm(n, generator=g)[:2 * h].view(2, h) for _ in range(n_splits)]
+    var_half = float(np.mean([np.var([half_inf(k, i) for i in p], ddof=1) for k, p in enumerate(perms)]))
+    a, b = fid_var_terms(f, ref_stats, rate_splits, seed)
+    ratio = (a / n + b / n**2) / (a / h + b / h**2) if a + b > 0 else 0.5  # in [1/4, 1/2]: Var_N / Var_{N/2}
+    sd = math.sqrt(var_half * ratio)
+    return {**res, 'sd': sd, 'ci': (res['fid_inf'] - q * sd, res['fid_inf'] + q * sd), 'var_half': var_half,
+            'ratio': ratio}
+
 # %% ../nbs/12_eval.ipynb #73033cf4
 @patch
 def report(self:ImageEval, x,  # images (N, 1, 32, 32) in [-1, 1], N ≥ 8
            n_splits:int=100,   # random splits for the interval (see `fid_ci`), in [1, inf)
           )->dict:
-    "FID with n, interval, floor and FID∞, and KID, as a dict whose 'text' entry is the line to print"
+    "FID with n, interval and floor, FID∞ with its interval, and KID: a dict whose 'text' is the line to print"
     n = len(self.check(x))
     if n < 8: raise ValueError(f"`x` must hold at least 8 images for the interval; got {n}")
     _check_count(n_splits, 'n_splits')
     f, nf = self.features(x), min(n, len(self.floor_images))
     ci, n_inf = fid_ci(f, self.ref_stats, n_splits), 4 * f.shape[1]  # FID∞ needs subsets of N/4 ≥ d images
-    inf = lambda g: fid_infinity(g, self.ref_stats)['fid_inf'] if len(g) >= n_inf else None
+    inf = fid_inf_ci(f, self.ref_stats) if n >= n_inf else {'fid_inf': None, 'ci': None, 'sd': None}
+    floor_inf = fid_infinity(self.floor_features(nf), self.ref_stats)['fid_inf'] if nf >= n_inf else None
     res = {'n': n, 'fid': ci['fid'], 'fid_ci95': ci['ci'], 'fid_sd': ci['sd'], 'floor': self.floor(nf),
-           'fid_inf': inf(f), 'floor_inf': inf(self.floor_features(nf)),
+           'fid_inf': inf['fid_inf'], 'fid_inf_ci95': inf['ci'], 'fid_inf_sd': inf['sd'], 'floor_inf': floor_inf,
            'kid': kid_from_features(f, self.ref['kid_feats'].double().to(f.device))}
     lo, hi = res['fid_ci95']
-    fi = (f"FID∞ {res['fid_inf']:.2f} (real data: {res['floor_inf']:.2f})" if res['floor_inf'] is not None else
-          f"FID∞ n/a (needs n ≥ {n_inf})" if res['fid_inf'] is None else f"FID∞ {res['fid_inf']:.2f}")
+    real = f"; real data: {floor_inf:.2f}" if floor_inf is not None else ""
+    fi = (f"FID∞ n/a (needs n ≥ {n_inf})" if inf['ci'] is None else
+          f"FID∞ {inf['fid_inf']:.2f} (95% CI {inf['ci'][0]:.2f}–{inf['ci'][1]:.2f}{real})")
     res['text'] = (f"FID {res['fid']:.2f} (n={n}, 95% CI {lo:.2f}–{hi:.2f}; "
                    f"real-data floor at n={nf}: {res['floor']:.2f}), {fi}, KID {res['kid']:.4f}")
     return res
