@@ -13,7 +13,8 @@ written after each row: a sweep stopped early keeps every seed for the settings 
 compare the samples with as many real test features (`real_subset`); the same metrics of n real training images
 are stored as `real_prdc`, the values of a perfect model. `--grids` writes, for the first seed, one grid per setting
 of `GRIDS`, a row per class. The file records the device, the thread count and the torch version. `--tiny` checks
-the script in a minute. Seeds can also run as separate processes, each writing its own file, joined by `--merge`.
+the script in a minute. Seeds can also run as separate processes, each writing its own file, joined by `--merge`,
+which keeps only the settings that every seed reached (and so also trims a sweep stopped early).
 """
 import argparse, contextlib, io, json, os, platform, tempfile, time, warnings
 from pathlib import Path
@@ -78,6 +79,17 @@ def write(out, rows, meta):
     head = json.dumps(meta, ensure_ascii=False)[:-1]
     Path(out).write_text(f'{head}, "rows": [\n{body}\n]}}\n')
 
+def merge(files, out):
+    "Join the rows of `files` into `out`, keeping only the settings that every seed reached (a sweep stopped early)"
+    parts = [json.loads(Path(f).read_text()) for f in files]
+    rows = [r for p in parts for r in p['rows']]
+    seeds = {r['seed'] for r in rows}
+    done = [k for k in GUIDANCE_SWEEP if {r['seed'] for r in rows if r['setting'] == k} == seeds]
+    meta = {k: v for k, v in parts[0].items() if k != 'rows'}
+    meta['settings'] = {k: v for p in parts for k, v in p['settings'].items() if k in done}
+    meta['settings'] = {k: meta['settings'][k] for k in done}  # in the order of `GUIDANCE_SWEEP`
+    write(out, [r for r in rows if r['setting'] in done], meta)
+
 def meta_of(ev, n, settings, real):
     "What the file records besides its rows: device, threads, recipe, settings, and the real-data references at n"
     fl = ev.floor_features(n).cpu()
@@ -98,9 +110,7 @@ def main():
     ap.add_argument('--tiny', action='store_true')
     ap.add_argument('--merge', nargs='*', default=None)
     a = ap.parse_args()
-    if a.merge:
-        parts = [json.loads(Path(f).read_text()) for f in a.merge]
-        return write(a.out, [r for p in parts for r in p['rows']], {k: v for k, v in parts[0].items() if k != 'rows'})
+    if a.merge: return merge(a.merge, a.out)
     n = 64 if a.tiny else a.n
     ev = ImageEval.fashion_mnist(device='cuda' if torch.cuda.is_available() else None)
     real, rows = real_subset(ev, n), []
