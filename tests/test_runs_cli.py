@@ -200,6 +200,10 @@ def test_two_trains_into_one_folder(tmp_path):
     assert not lock.exists()
 
 
+def _sigint_default():
+    "In the child: Ctrl-C as a terminal delivers it, whatever the test runner's process ignores (an ignored SIGINT is inherited)"
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
 def _wait_for(path, p, timeout=300):
     start = time.time()
     while not path.exists() and time.time() - start < timeout and p.poll() is None: time.sleep(0.02)
@@ -207,7 +211,7 @@ def _wait_for(path, p, timeout=300):
 def test_ctrl_c_says_how_to_resume(tmp_path):
     "A real SIGINT: exit 130, one line naming what was kept and the command that resumes; the resumed run says where"
     p = subprocess.Popen([str(EXE), 'train', '--out', 'r', '--epochs', '3', *TINY], cwd=tmp_path,
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=_sigint_default)
     _wait_for(tmp_path / 'r' / 'model.pt', p)
     p.send_signal(signal.SIGINT)
     out, err = p.communicate(timeout=120)
@@ -228,7 +232,7 @@ def test_ctrl_c_says_how_to_resume(tmp_path):
 def test_ctrl_c_before_the_first_checkpoint(tmp_path):
     "A SIGINT before anything is saved says so and leaves no run folder"
     p = subprocess.Popen([str(EXE), 'train', '--out', 'r', '--epochs', '2', *TINY], cwd=tmp_path,
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=_sigint_default)
     _wait_for(tmp_path / 'r' / '.lock', p)
     time.sleep(0.5)
     p.send_signal(signal.SIGINT)
