@@ -379,6 +379,14 @@ def test_sample_refuses_bad_guides(run_dir, tmp_path):
         for p in phrases: assert p in err.getvalue(), f"{p!r} not in {err.getvalue()!r}"
         assert not (tmp_path / 's.pt').exists()
 
+def test_sample_with_a_guide_writes_its_draw(run_dir, tmp_path):
+    "The accepted path beside the refusals: `sample RUN --guide RUN --guidance 2` draws, writes and says what guided it"
+    with contextlib.redirect_stdout(io.StringIO()) as out:
+        main(['sample', str(run_dir), '--out', str(tmp_path / 'g'), '--n', '4', '--steps', '2',
+              '--guide', str(run_dir), '--guidance', '2'])
+    assert torch.load(tmp_path / 'g.pt').shape == (4, 1, 32, 32) and (tmp_path / 'g.png').exists()
+    assert f'guided by {run_dir} with w = 2' in out.getvalue(), out.getvalue()
+
 def test_sample_never_overwrites_its_checkpoint(run_dir):
     before = (run_dir / 'model.pt').read_bytes()
     with contextlib.redirect_stderr(io.StringIO()) as err, pytest.raises(SystemExit):

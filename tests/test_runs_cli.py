@@ -14,6 +14,15 @@ def weights(path):
     from diffnotes.checkpoints import load_checkpoint
     return load_checkpoint(path)['model']
 
+def kill_after_first_checkpoint(cwd, *options):
+    "`diffnotes train --out killed --epochs 2 OPTIONS` in `cwd`, killed with SIGKILL once its first checkpoint is written"
+    p = subprocess.Popen([str(EXE), 'train', '--out', 'killed', '--epochs', '2', *options], cwd=cwd,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    ck, start = Path(cwd) / 'killed' / 'model.pt', time.time()
+    while not ck.exists() and time.time() - start < 300 and p.poll() is None: time.sleep(0.02)
+    p.send_signal(signal.SIGKILL); p.wait()
+    return ck
+
 def max_dw(a, b): return max((a[k] - b[k]).abs().max().item() for k in a)
 
 def test_killed_run_resumes_bit_for_bit(tmp_path):
@@ -22,11 +31,7 @@ def test_killed_run_resumes_bit_for_bit(tmp_path):
     assert r.returncode == 0, r.stderr[-3000:]
     assert re.search(r'^epoch 1/2  train_loss [\d.]+  valid_loss [\d.]+  t-quarters( [\d.]+){4}  \d+s$', r.stdout, re.M), r.stdout  # one line per epoch in a log
     assert '\r' not in r.stdout and '█' not in r.stdout                                                   # no progress-bar redraws
-    p = subprocess.Popen([str(EXE), 'train', '--out', 'killed', '--epochs', '2', *TINY], cwd=tmp_path,
-                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    ck, start = tmp_path / 'killed' / 'model.pt', time.time()
-    while not ck.exists() and time.time() - start < 300 and p.poll() is None: time.sleep(0.02)
-    p.send_signal(signal.SIGKILL); p.wait()
+    ck = kill_after_first_checkpoint(tmp_path, *TINY)
     from diffnotes.checkpoints import load_checkpoint
     done = load_checkpoint(ck)['epochs_done']
     assert done == 1, done
@@ -88,11 +93,7 @@ def test_flow_run_killed_resumed_and_sampled(tmp_path):
     FLOW = ['--callback', 'flow', '--t-dist', 'logit_normal', '--t-std', '0.8', '--shift', '2', '--ot', *TINY]
     r = run('train', '--out', 'full', '--epochs', '2', *FLOW, cwd=tmp_path)
     assert r.returncode == 0, r.stderr[-3000:]
-    p = subprocess.Popen([str(EXE), 'train', '--out', 'killed', '--epochs', '2', *FLOW], cwd=tmp_path,
-                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    ck, start = tmp_path / 'killed' / 'model.pt', time.time()
-    while not ck.exists() and time.time() - start < 300 and p.poll() is None: time.sleep(0.02)
-    p.send_signal(signal.SIGKILL); p.wait()
+    ck = kill_after_first_checkpoint(tmp_path, *FLOW)
     r = run('train', '--resume', 'killed', cwd=tmp_path)
     assert r.returncode == 0, r.stderr[-3000:]
     assert max_dw(weights(tmp_path / 'full'), weights(tmp_path / 'killed')) == 0
@@ -152,11 +153,7 @@ def test_conditional_run_killed_resumed_sampled_and_exported(tmp_path):
     cond = ['--cond', '--p-uncond', '0.2', *TINY]
     r = run('train', '--out', 'full', '--epochs', '2', *cond, cwd=tmp_path)
     assert r.returncode == 0, r.stderr[-3000:]
-    p = subprocess.Popen([str(EXE), 'train', '--out', 'killed', '--epochs', '2', *cond], cwd=tmp_path,
-                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    ck, start = tmp_path / 'killed' / 'model.pt', time.time()
-    while not ck.exists() and time.time() - start < 300 and p.poll() is None: time.sleep(0.02)
-    p.send_signal(signal.SIGKILL); p.wait()
+    ck = kill_after_first_checkpoint(tmp_path, *cond)
     from diffnotes.checkpoints import load_checkpoint
     assert load_checkpoint(ck)['epochs_done'] == 1
     r = run('train', '--resume', 'killed', cwd=tmp_path)
