@@ -7,13 +7,15 @@ embedded subset, float32) with `ot` off and on, interleaved and repeated, and re
 ratio of the two medians measured in the same process. Beside it, `ot_pair` alone on a batch of the run's size:
 the distance matrix and the exact assignment (SciPy's `linear_sum_assignment`), which is all that `ot` adds.
 """
-import argparse, contextlib, io, json, os, platform, statistics, time, warnings
+import argparse, contextlib, io, json, platform, statistics, sys, time, warnings
 from pathlib import Path
 warnings.filterwarnings('ignore')
 import torch
 from diffnotes.config import RunConfig
 from diffnotes.learner import build_learner
 from diffnotes.callbacks import ot_pair
+sys.path.insert(0, str(Path(__file__).parent))
+from train_profile import train_steps  # the same timing of training steps as the profile's
 
 def learner(ot):
     "The default flow run's Learner, quiet, float32 on the CPU, with or without OT pairing"
@@ -22,16 +24,6 @@ def learner(ot):
         learn = build_learner(RunConfig(callback='flow', ot=ot, precision='fp32'), progress=False)
     learn.remove_cbs([c for c in learn.cbs if type(c).__name__ == 'EpochLine'])
     return learn
-
-def train_steps(learn, steps):
-    "Seconds for `steps` training steps (no validation)"
-    from fastai.callback.core import CancelEpochException, Callback
-    class Stop(Callback):
-        def after_batch(self):
-            if self.iter + 1 >= steps: raise CancelEpochException
-    start = time.perf_counter()
-    with learn.no_logging(), learn.added_cbs(Stop()): learn.fit(1, 1e-3)
-    return time.perf_counter() - start
 
 def pair_seconds(bs, shape, reps=50):
     "Median seconds of `ot_pair` on one batch of `bs` images of `shape`"
