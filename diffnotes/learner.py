@@ -107,10 +107,11 @@ def check_data(dls, model):
 # %% ../nbs/18_learner.ipynb #pa00fn01
 def native_bf16(device=None, # a torch device (default: fastai's `default_device()`)
                )->bool:
-    "Whether `device` computes in bfloat16 natively: a CUDA GPU that supports it, or a CPU with AVX512-BF16 or AMX"
+    "Whether `device` has native bfloat16: a GPU of compute capability ≥ 8 or ROCm, a CPU with AMX or AVX512-BF16"
     from fastai.torch_core import default_device
     device = torch.device(device or default_device())
-    if device.type == 'cuda': return torch.cuda.is_bf16_supported()
+    if device.type == 'cuda':  # not `is_bf16_supported()`: it also counts bf16 that a T4 (7.5) emulates, slowly
+        return torch.version.hip is not None or torch.cuda.get_device_capability(device)[0] >= 8
     if device.type != 'cpu': return False
     has = lambda name: bool(getattr(torch.cpu, name, lambda: False)())
     if not (has('_is_avx512_bf16_supported') or has('_is_amx_tile_supported')): return False

@@ -1,0 +1,122 @@
+"""The autoguidance study: the default unconditional run guided by a weaker version of itself, seed by seed.
+
+    python bench/autoguidance_study.py [--seeds 0 1 2] [--runs runs/autoguidance] [--out ROWS.json] [--n 512]
+                                       [--main-runs runs/flow_study] [--tiny]
+    python bench/autoguidance_study.py --store ROWS.json [ROWS.json ...]
+
+For each seed the main model is the default run, `RunConfig(seed=seed)`: taken from
+MAIN_RUNS/default--v--Min-SNR-5-sSEED
+when the flow-matching study left it there (the same configuration and seed, so the same run), else trained into
+RUNS/main-sSEED. Its guides (Karras et al. 2024, arXiv 2406.02507) are
+
+- 'raw': the main run's own last weights instead of their moving average (the shortest average; no extra training);
+- 'small': a run of the same recipe and seed with a third of the channels, `channels=(8, 16, 32)`;
+- 'short': a run of the same recipe and seed trained for a quarter of the epochs, `epochs=6`.
+
+Each guide that needs training is trained once; a run's training time is the sum of its epochs' times. Every setting
+draws `n` images with the run's own sampler (ancestral DDPM, 50 steps) from sampling seed 1000 + seed, the same noise
+for every setting, and is scored with `ImageEval.report` (FID at n with its interval, FID∞) and `fidelity_report`
+(precision, recall, density, coverage). Rows are written after each setting; a setting already in the file is skipped,
+so the study resumes where it stopped.
+`--store` merges such files into `diffnotes/results/autoguidance.json`, which the chapter reads. `--tiny` checks the
+script in a minute.
+"""
+import argparse, contextlib, io, json, platform, time, warnings
+from pathlib import Path
+warnings.filterwarnings('ignore')
+import torch
+from diffnotes.config import RunConfig
+from diffnotes.runs import train_run
+from diffnotes.sampling import load_run, load_guide, sample_from
+from diffnotes.checkpoints import load_checkpoint
+from diffnotes.eval import ImageEval
+from diffnotes.fidelity import fidelity_report
+
+GUIDES = {'raw': None, 'small': dict(channels=(8, 16, 32)), 'short': dict(epochs=6)}
+WEIGHTS = (1.5, 2., 3.)
+KEEP = ('n', 'fid', 'fid_ci95', 'fid_sd', 'floor', 'fid_inf', 'fid_inf_ci95', 'floor_inf')
+
+def short(v):
+    "Floats to 6 significant digits, so that the stored file stays small"
+    return float(f'{v:.6g}') if isinstance(v, float) else [short(u) for u in v] if isinstance(v, (list, tuple)) else v
+
+def epoch_seconds(d):
+    "The training time of the run in `d`: the sum of its epochs' times in `history.csv` (m:ss)"
+    times = [line.split(',')[-1] for line in (Path(d) / 'history.csv').read_text().split()[1:]]
+    return float(sum(int(m) * 60 + int(s) for m, s in (t.split(':') for t in times)))
+
+def trained(d, cfg):
+    "Train (or finish) the run of `cfg` in `d`; its training time, `epoch_seconds`"
+    done = load_checkpoint(d)['epochs_done'] if (d / 'model.pt').exists() else 0
+    if done < cfg.epochs:
+        with contextlib.redirect_stdout(io.StringIO()):
+            train_run(cfg, d, resume=d if done else None, progress=False, sample=False)
+    return epoch_seconds(d)
+
+def score(ev, x):
+    "FID report and fidelity of images `x`, as plain numbers"
+    rep, fid = ev.report(x), fidelity_report(ev, x)
+    return {**{k: short(rep[k]) for k in KEEP},
+            **{k: short(fid[k]) for k in ('precision', 'recall', 'density', 'coverage')}}
+
+def run_seed(seed, a, ev, rows, out, meta):
+    "Every setting of one seed that the rows lack"
+    over = dict(epochs=2, channels=(8, 16)) if a.tiny else {}
+    runs = Path(a.runs)
+    main_dir = Path(a.main_runs) / f'default--v--Min-SNR-5-s{seed}'
+    if a.tiny or not (main_dir / 'model.pt').exists(): main_dir = runs / f'main-s{seed}'
+    secs = {'main': trained(main_dir, RunConfig(seed=seed, **over))}
+    main, cfg = load_run(main_dir, device='cpu')
+    have = {(r['guide'], r['guidance']) for r in rows if r['seed'] == seed}
+    settings = [(None, 1.)] + [(g, w) for g in GUIDES for w in WEIGHTS]
+    for g, w in settings:
+        if (g, w) in have: continue
+        guide = None
+        if g == 'raw': guide = load_guide(main_dir, cfg, raw=True, device='cpu')
+        elif g is not None:
+            gd = runs / f'{g}-s{seed}'
+            gover = {**over, **GUIDES[g]} if not a.tiny else {**over, 'epochs': 1}
+            secs[g] = trained(gd, RunConfig(seed=seed, **gover))
+            guide = load_guide(gd, cfg, device='cpu')
+        start = time.perf_counter()
+        x = sample_from(main, cfg, a.n, seed=1000 + seed, guidance=w, guide=guide)
+        rows.append({'seed': seed, 'guide': g, 'guide_train_seconds': secs.get(g, 0.) if g else 0.,
+                     'main_train_seconds': secs['main'], 'guidance': w,
+                     'sample_seconds': round(time.perf_counter() - start, 1), **score(ev, x)})
+        print(f"s{seed} guide {str(g):>5} w {w:<4} FID {rows[-1]['fid']:6.2f}  precision {rows[-1]['precision']:.3f}  "
+              f"recall {rows[-1]['recall']:.3f}", flush=True)
+        out.write_text(json.dumps({**meta, 'rows': rows}, ensure_ascii=False, indent=1) + '\n')
+
+def store(files, dest='diffnotes/results/autoguidance.json'):
+    "Merge the rows of `files` (later files win) into the chapter's stored study"
+    metas, rows = [json.loads(Path(f).read_text()) for f in files], {}
+    for m in metas:
+        for r in m['rows']: rows[r['seed'], r['guide'], r['guidance']] = r
+    order = [None] + list(GUIDES)
+    rows = sorted(rows.values(), key=lambda r: (r['seed'], order.index(r['guide']), r['guidance']))
+    study = {k: metas[0][k] for k in ('device', 'threads', 'torch', 'platform', 'n', 'guides', 'weights', 'sampler')}
+    body = ',\n'.join(' ' + json.dumps(r, ensure_ascii=False) for r in rows)
+    Path(dest).write_text(json.dumps(study, ensure_ascii=False)[:-1] + f', "rows": [\n{body}\n]}}\n')
+    print(f'wrote {len(rows)} rows to {dest}')
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument('--seeds', type=int, nargs='*', default=[0, 1, 2])
+    ap.add_argument('--runs', default='runs/autoguidance')
+    ap.add_argument('--main-runs', default='runs/flow_study')
+    ap.add_argument('--out', default=None)
+    ap.add_argument('--n', type=int, default=512)
+    ap.add_argument('--tiny', action='store_true')
+    ap.add_argument('--store', nargs='*', default=None)
+    a = ap.parse_args()
+    if a.store: return store(a.store)
+    out = Path(a.out or Path(a.runs) / 'rows.json')
+    out.parent.mkdir(parents=True, exist_ok=True)
+    rows = json.loads(out.read_text())['rows'] if out.exists() else []
+    meta = {'device': torch.cuda.get_device_name() if torch.cuda.is_available() else 'CPU',
+            'threads': torch.get_num_threads(), 'torch': torch.__version__, 'platform': platform.machine(), 'n': a.n,
+            'guides': GUIDES, 'weights': list(WEIGHTS), 'sampler': ['ddpm', 50]}
+    ev = ImageEval.fashion_mnist()
+    for seed in a.seeds: run_seed(seed, a, ev, rows, out, meta)
+
+if __name__ == '__main__': main()
