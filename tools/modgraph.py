@@ -22,7 +22,7 @@ INDEX = ROOT/'nbs'/'index.ipynb'
 # Where each module sits: a module imports only modules of a lower number (tests/test_repo.py checks it).
 LAYERS = {'checks': -1, 'schedules': 0, 'weights': 1, 'diffusion': 1, 'timesteps': 1,
           'models': 0, 'data': 0, 'eval': 1, 'fidelity': 1.1, 'features': 1.2,
-          'callbacks': 2, 'ema': 2.1, 'grids': 1.8, 'denoiser': 1.9, 'samplers': 2,
+          'callbacks': 2, 'ema': 2.1, 'grids': 1.8, 'denoiser': 1.9, 'samplers': 2, 'consistency': 2.05,
           'config': 2.5, 'distributed': 3, 'files': 3.1, 'learner': 3.2, 'checkpoints': 3.3, 'sampling': 3.4,
           'runs': 3.5, 'studies': 3.6, 'export': 3.7,
           'cli': 4}
@@ -30,7 +30,7 @@ MATH = ('schedules', 'weights', 'diffusion', 'timesteps')
 # The boxes of the diagram, in reading order: STYLE.md's layers.
 GROUPS = {'math': ('checks',) + MATH,
           'training': ('callbacks', 'ema'),
-          'sampling': ('grids', 'denoiser', 'samplers'),
+          'sampling': ('grids', 'denoiser', 'samplers', 'consistency'),
           'models, data, eval': ('models', 'data', 'eval', 'fidelity', 'features'),
           'runs': ('config', 'distributed', 'files', 'learner', 'checkpoints', 'sampling', 'runs', 'studies', 'export'),
           'cli': ('cli',)}
