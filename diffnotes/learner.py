@@ -16,7 +16,7 @@ import torch
 from fastcore.basics import noop
 from fastai.callback.core import Callback
 from .checks import check_int, check_choice
-from .config import RunConfig, PRECISIONS
+from .config import RunConfig, PRECISIONS, path_callback
 from .schedules import (cosine_betas, linear_betas, cosine_abar, linear_abar, edm_abar, flow_abar,
                                  rescale_zero_terminal_snr)
 from .weights import p2_weights, min_snr_weights, edm_weights, sigmoid_weights
@@ -25,6 +25,7 @@ from .timesteps import flow_times
 from .models import TinyUNet, UNet
 from .callbacks import (DDPMCallback, ContinuousDDPMCallback, EDMCallback, FlowCallback, NaNGuard, DeviceMixedPrecision,
                                  QuartileLoss, CheckpointedAccumulation)
+from .cm_training import ConsistencyCallback
 from .ema import EMA, PowerEMA
 from .distributed import is_main
 
@@ -44,10 +45,12 @@ def build_model(cfg:RunConfig, # the run's configuration
 # %% ../nbs/19_learner.ipynb #f6b87dce
 def build_schedule(cfg:RunConfig, # the run's configuration
                   )->DiffusionSchedule:
-    "The run's `DiffusionSchedule`: β's of T steps (discrete), ᾱ(t) (continuous), EDM's σ range or the flow's as ᾱ(t)"
-    if cfg.callback == 'edm': return DiffusionSchedule(abar_fn=edm_abar)
-    if cfg.callback == 'flow': return DiffusionSchedule(abar_fn=flow_abar)
-    if cfg.callback == 'continuous':
+    ("The run's `DiffusionSchedule`: β's of T steps (discrete), ᾱ(t) (continuous), EDM's σ range or the flow's "
+     "as ᾱ(t); a consistency run's is its network's (`path_callback`)")
+    path = path_callback(cfg)
+    if path == 'edm': return DiffusionSchedule(abar_fn=edm_abar)
+    if path == 'flow': return DiffusionSchedule(abar_fn=flow_abar)
+    if path == 'continuous':
         return DiffusionSchedule(abar_fn={'cosine': cosine_abar, 'linear': linear_abar}[cfg.schedule])
     betas = {'cosine': cosine_betas, 'linear': linear_betas}[cfg.schedule](cfg.n_train_steps)
     return DiffusionSchedule(rescale_zero_terminal_snr(betas) if cfg.zero_snr else betas)
@@ -67,9 +70,13 @@ def build_callback(cfg:RunConfig,          # the run's configuration
                   ):
     "The diffusion callback `cfg` describes"
     sched = sched or build_schedule(cfg)
+    if path_callback(cfg) == 'edm' and cfg.sigma_data is None:
+        raise ValueError("`sigma_data` is None: measure it first (`build_learner` does: `data_sigma`)")
+    if cfg.callback == 'consistency':
+        return ConsistencyCallback(sched, cfg.objective, cfg.sigma_data or 0.5, cfg.cm_stage_every, cfg.cm_q, cfg.cm_k,
+                                   cfg.cm_b, cfg.cm_mapping, cfg.cm_huber_c, cfg.cm_p_mean, cfg.cm_p_std,
+                                   cfg.from_scratch, p_uncond=cfg.p_uncond)
     if cfg.callback == 'edm':
-        if cfg.sigma_data is None:
-            raise ValueError("`sigma_data` is None: measure it first (`build_learner` does: `data_sigma`)")
         return EDMCallback(cfg.sigma_data, cfg.p_mean, cfg.p_std, p_uncond=cfg.p_uncond)
     if cfg.callback == 'flow':
         t_dist = partial(flow_times, dist=cfg.t_dist, mean=cfg.t_mean, std=cfg.t_std, mode_scale=cfg.mode_scale,
@@ -208,7 +215,7 @@ def build_learner(cfg:RunConfig,    # the run's configuration
         cfg.classes = run_classes(dls, cfg)
     model = build_model(cfg)
     check_data(dls, model)
-    if cfg.callback == 'edm' and cfg.sigma_data is None:
+    if path_callback(cfg) == 'edm' and cfg.sigma_data is None:
         cfg.sigma_data = data_sigma(dls)  # kept in `cfg`: the checkpoint records it
     dev = torch.device(getattr(dls, 'device', None) or default_device())
     cfg.precision = resolve_precision(cfg.precision, dev)  # made concrete once, and recorded like σ_data

@@ -21,7 +21,9 @@ from diffnotes.samplers import ddim_step, ddpm_step, ddim_sample, ddpm_sample, d
 from diffnotes.models import TinyUNet, timestep_embedding
 from diffnotes.data import to_model_scale, get_dls
 from diffnotes.eval import ImageEval, frechet_distance
-from diffnotes.config import RunConfig
+from diffnotes.config import RunConfig, sampling_of, SAMPLER_NAMES
+from diffnotes.consistency import cm_grid
+from diffnotes.cm_training import ConsistencyCallback, ConsistencyLoss
 from diffnotes.checkpoints import load_checkpoint
 from diffnotes.sampling import sample_from
 from diffnotes.export import export_diffusers, check_exportable
@@ -36,6 +38,8 @@ NAN, INF = float('nan'), float('inf')
 M = TinyUNet(channels=(8, 16), emb_dim=16)
 IE = ImageEval.fashion_mnist()
 IMGS = torch.zeros(8, 1, 32, 32)
+
+CM_CFG = RunConfig(callback='consistency', init='runs/edm')  # a consistency run tuning an EDM run
 
 def nan_imgs(): x = IMGS.clone(); x[0, 0, 0, 0] = NAN; return x
 
@@ -239,6 +243,19 @@ API = [
      ["an 'edm' run does not export", "`callback` 'ddpm' or 'flow'"]),
     ('export of a continuous run', lambda: check_exportable(RunConfig(callback='continuous')), ValueError,
      ["`callback` 'continuous'", "`callback` 'ddpm' or 'flow'"]),
+    # consistency runs
+    *[(f'sampling_of a consistency run with {s}', partial(sampling_of, CM_CFG, s), ValueError,
+       [f"`sampler` {s!r} needs a score", "give `sampler` 'consistency'"]) for s in SAMPLER_NAMES],
+    ('sampling_of a consistency run steps=0', lambda: sampling_of(CM_CFG, steps=0), ValueError, ['`steps`', '[1, 1000]']),
+    ("sampling_of 'consistency' for a ddpm run", lambda: sampling_of(RunConfig(), 'consistency'), ValueError,
+     ["`sampler` 'consistency' needs a 'consistency' run"]),
+    ('cm_grid n_steps=0', lambda: cm_grid(0), ValueError, ['`n_steps`', '[1, 10000]']),
+    ('ConsistencyCallback q=1', lambda: ConsistencyCallback(q=1), ValueError, ['`q`', '(1, 1000]']),
+    ('ConsistencyCallback stage_every=0', lambda: ConsistencyCallback(stage_every=0), ValueError, ['`stage_every`', '[1, inf)']),
+    ('ConsistencyCallback mapping="linear"', lambda: ConsistencyCallback(mapping='linear'), ValueError, ['`mapping`', "('sigmoid', 'const')"]),
+    ('ConsistencyCallback huber_c=-1', lambda: ConsistencyCallback(huber_c=-1), ValueError, ['`huber_c`', '[0, 1e+06]']),
+    ('ConsistencyCallback objective="score"', lambda: ConsistencyCallback(objective='score'), ValueError, ['`objective`', "'eps', 'x0', 'v', 'flow', 'edm'"]),
+    ('ConsistencyLoss c=nan', lambda: ConsistencyLoss(NAN), ValueError, ['`c`', '[0, 1e+06]']),
     ('sample_from with NaN weights', lambda: sample_from(_nan_model(), RunConfig(channels=(8, 16)), 2, steps=2), ValueError,
      ["the model's output is not finite"]),
 ]
@@ -288,6 +305,20 @@ CLI = [
     (['train', '--shift', '3'], ['`--shift`', "`--callback` 'flow' only"]),
     (['train', '--callback', 'edm', '--ot'], ['`--ot`', "`--callback` 'flow' only"]),
     (['train', '--max-loss-ratio', '1'], ['`--max-loss-ratio`', '(1, inf]']),
+    (['train', '--callback', 'consistency'], ["`--callback` 'consistency' tunes", 'give `--init` RUN', '`--from-scratch` True']),
+    (['train', '--cm-q', '3'], ['`--cm-q`', "`--callback` 'consistency' only"]),
+    (['train', '--from-scratch'], ['`--from-scratch`', "`--callback` 'consistency' only"]),
+    (['train', '--callback', 'edm', '--cm-stage-every', '10'], ['`--cm-stage-every`', "`--callback` 'consistency' only"]),
+    (['train', '--callback', 'flow', '--cm-huber-c', '0.03'], ['`--cm-huber-c`', "`--callback` 'consistency' only"]),
+    (['train', '--callback', 'consistency', '--from-scratch', '--cm-q', '1'], ['`--cm-q`', '(1, 1000]']),
+    (['train', '--callback', 'consistency', '--from-scratch', '--cm-stage-every', '0'], ['`--cm-stage-every`', '[1, 1000000000]']),
+    (['train', '--callback', 'consistency', '--from-scratch', '--cm-mapping', 'linear'], ['`--cm-mapping`', "'sigmoid', 'const'"]),
+    (['train', '--callback', 'consistency', '--from-scratch', '--cm-p-std', '0'], ['`--cm-p-std`', '(0, 20]']),
+    (['train', '--callback', 'consistency', '--from-scratch', '--cm-teacher', 'dit'], ['`--cm-teacher`', "'ddpm', 'continuous', 'edm', 'flow'"]),
+    (['train', '--callback', 'consistency', '--from-scratch', '--weight', 'p2'], ['`--weight`', "'none' for `--callback` 'consistency'"]),
+    (['train', '--callback', 'consistency', '--from-scratch', '--sampler', 'heun'], ["`--sampler` 'heun' needs a score", "give `--sampler` 'consistency'"]),
+    (['train', '--callback', 'consistency', '--from-scratch', '--sample-steps', '0'], ['`--sample-steps`', '[1, 1000]']),
+    (['train', '--sampler', 'consistency'], ["`--sampler` 'consistency' needs a 'consistency' run", "`--callback` 'ddpm'"]),
     (['train', '--ema-decay', '1'], ['`--ema-decay`', '[0, 1)']),
     (['export', 'no/such/run', 'out'], ['`RUN` no/such/run', 'no such run folder or checkpoint']),
     (['tables', '--n-train-steps', '0'], ['`--n-train-steps`', '[2, 100000]']),
@@ -354,6 +385,7 @@ SAMPLE = [
     (['--device', 'tpu'], ['`--device`', 'cpu, cuda, cuda:N or mps']),
     (['--label', 'Dress'], ['`--label`', 'needs a class-conditional run']),
     (['--guide-ema-length', '0.1'], ['`--guide-ema-length`', 'give a `--guide` run']),
+    (['--sampler', 'consistency'], ["`--sampler` 'consistency' needs a 'consistency' run"]),
 ]
 
 @pytest.mark.parametrize('argv,phrases', SAMPLE, ids=[' '.join(a) for a, _ in SAMPLE])

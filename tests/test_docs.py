@@ -22,7 +22,7 @@ def test_preview_builds_every_page(preview):
     nbs = [p for p in (ROOT/'nbs').rglob('*.ipynb') if not p.name.startswith('_') and '.ipynb_checkpoints' not in str(p)]
     for nb in nbs:
         rel = nb.relative_to(ROOT/'nbs')
-        page = (preview/rel).with_name(re.sub(r'^\d+_', '', rel.name)).with_suffix('.html')  # the site drops the number
+        page = (preview/rel).with_name(re.sub(r'^\d+[a-zA-Z0-9]*_', '', rel.name)).with_suffix('.html')  # the site drops the number
         assert page.exists(), page
         text = page.read_text()
         assert 'Traceback (most recent call last)' not in text, page

@@ -115,6 +115,31 @@ def test_flow_run_killed_resumed_and_sampled(tmp_path):
     diff = (torch.load(tmp_path / 'd.pt') - torch.load(tmp_path / 's.pt')).abs().max().item()
     assert diff < 1e-4, diff  # diffusers alone draws the images `diffnotes sample` drew
 
+def test_consistency_run_tuned_killed_resumed_and_sampled(tmp_path):
+    ("`diffnotes train --init RUN --callback consistency` tunes an EDM run as ECT does: killed, resumed bit for bit "
+     "(the stage too), sampled by the consistency sampler, and the score samplers refused")
+    r = run('train', '--out', 'edm', '--callback', 'edm', '--epochs', '1', *TINY, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr[-3000:]
+    CM = ['--init', 'edm', '--callback', 'consistency', '--cm-stage-every', '40', *TINY]
+    r = run('train', '--out', 'full', '--epochs', '2', *CM, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr[-3000:]
+    ck = kill_after_first_checkpoint(tmp_path, *CM)
+    r = run('train', '--resume', 'killed', cwd=tmp_path)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert max_dw(weights(tmp_path / 'full'), weights(tmp_path / 'killed')) == 0
+    assert torch.equal(torch.load(tmp_path / 'full' / 'samples.pt'), torch.load(tmp_path / 'killed' / 'samples.pt'))
+    from diffnotes.checkpoints import load_checkpoint
+    full = load_checkpoint(tmp_path / 'full')
+    cfg = full['config']
+    assert (cfg['callback'], cfg['cm_teacher'], cfg['objective'], cfg['weight'], cfg['sampler']) == \
+        ('consistency', 'edm', 'edm', 'none', 'consistency'), cfg
+    assert full['consistency'] == load_checkpoint(ck)['consistency'] and full['consistency']['iters'] > 40
+    r = run('sample', 'full', '--out', 's', '--n', '4', '--steps', '1', cwd=tmp_path)
+    assert r.returncode == 0 and 'consistency, 1 steps' in r.stdout, (r.stdout[-1000:], r.stderr[-2000:])
+    assert torch.load(tmp_path / 's.pt').isfinite().all()
+    r = run('sample', 'full', '--out', 'h', '--n', '4', '--sampler', 'heun', cwd=tmp_path)
+    assert r.returncode == 2 and "`--sampler` 'heun' needs a score" in r.stderr, r.stderr[-2000:]
+
 HIDDEN_FLOW = '''
 import sys
 class Hide:

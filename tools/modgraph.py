@@ -23,13 +23,14 @@ INDEX = ROOT/'nbs'/'index.ipynb'
 LAYERS = {'checks': -1, 'schedules': 0, 'weights': 1, 'diffusion': 1, 'timesteps': 1,
           'models': 0, 'data': 0, 'eval': 1, 'fidelity': 1.1, 'features': 1.2,
           'callbacks': 2, 'ema': 2.1, 'grids': 1.8, 'denoiser': 1.9, 'samplers': 2, 'consistency': 2.05,
+          'cm_training': 2.08,
           'config': 2.5, 'distributed': 3, 'files': 3.1, 'learner': 3.2, 'checkpoints': 3.3, 'sampling': 3.4,
           'runs': 3.5, 'studies': 3.6, 'export': 3.7,
           'cli': 4}
 MATH = ('schedules', 'weights', 'diffusion', 'timesteps')
 # The boxes of the diagram, in reading order: STYLE.md's layers.
 GROUPS = {'math': ('checks',) + MATH,
-          'training': ('callbacks', 'ema'),
+          'training': ('callbacks', 'ema', 'cm_training'),
           'sampling': ('grids', 'denoiser', 'samplers', 'consistency'),
           'models, data, eval': ('models', 'data', 'eval', 'fidelity', 'features'),
           'runs': ('config', 'distributed', 'files', 'learner', 'checkpoints', 'sampling', 'runs', 'studies', 'export'),

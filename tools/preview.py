@@ -67,7 +67,7 @@ def build(out=OUT):
     pages = []
     for rel, nb in procs.items():
         page, fm = render_page(nb, exporter, rel.stem)
-        dest = (out/rel).with_name(re.sub(r'^\d+_', '', rel.name)).with_suffix('.html')  # as the site names it: 01_schedules → schedules.html
+        dest = (out/rel).with_name(re.sub(r'^\d+[a-zA-Z0-9]*_', '', rel.name)).with_suffix('.html')  # as the site names it: 01_schedules → schedules.html
         dest.parent.mkdir(parents=True, exist_ok=True)
         dest.write_text(page)
         pages.append((str(rel), dest.relative_to(out), fm.get('title', rel.stem)))
