@@ -89,7 +89,8 @@ def check_exportable(cfg:RunConfig, # the run's configuration
         raise ValueError("diffusers' pipelines call the U-Net on x_t and t, without EDM's scalings: "
                          "an 'edm' run does not export; train with `callback` 'ddpm' or 'flow'")
     if cfg.callback not in ('ddpm', 'flow'):
-        raise ValueError(f"diffusers has no scheduler for this run's `callback` {cfg.callback!r} (continuous time); "
+        what = 'a consistency model' if cfg.callback == 'consistency' else 'continuous time'
+        raise ValueError(f"diffusers has no scheduler for this run's `callback` {cfg.callback!r} ({what}); "
                          "train with `callback` 'ddpm' or 'flow' to export (`diffnotes sample` draws from any run)")
     if pipeline == 'ddim' and cfg.learn_variance:
         raise ValueError("`pipeline` 'ddim' cannot sample a run of `learn_variance`: diffusers' DDIMScheduler "
