@@ -127,13 +127,14 @@ def _guide_tag(guide):
     if p.is_dir(): return p.name
     return '-'.join([q.name for q in (p.parent.parent, p.parent) if q.name and q.name != 'checkpoints'] + [p.stem])
 
-def _outputs(out, run, sampler, steps, seed, label, guidance, ema_length, guide=None, guide_ema_length=None):
+def _outputs(out, run, sampler, steps, seed, label, guidance, ema_length, guide=None, guide_ema_length=None,
+             guide_raw=False):
     "The two files a draw writes: `out`.pt and .png, by default in the run's folder, named by what was drawn"
     if out is None:
         from diffnotes.checkpoints import run_folder  # reached only after `sample` has imported torch
         folder = run_folder(run)
         given = (('label', label), ('w', guidance), ('ema', ema_length), ('guide-', guide and _guide_tag(guide)),
-                 ('guide-ema', guide_ema_length))
+                 ('guide-ema', guide_ema_length), ('guide-raw', '' if guide_raw else None))
         extra = ''.join(f'-{k}{v}' for k, v in given if v is not None)
         out = folder / f"samples-{sampler}-{steps}-{seed}{extra}".replace('/', '_')
     targets = [Path(f'{out}.pt'), Path(f'{out}.png')]
@@ -157,6 +158,7 @@ def sample(run:str,              # a run folder holding `model.pt`, or a checkpo
            interval:str=None,    # 'lo,hi': guide only where lo < σ ≤ hi (Kynkäänniemi et al. 2024)
            guide:str=None,       # autoguidance: a weaker run of the same data and path (folder or checkpoint)
            guide_ema_length:float=None, # the guide's post-hoc average of this relative width (a short one guides)
+           guide_raw:bool=False, # the guide's last weights, not their average (a run can guide itself)
            device:str=None,      # where to sample: cpu, cuda, cuda:N or mps (default: a GPU if there is one)
            max_params:int=MAX_PARAMS, # refuse a checkpoint describing a larger model (a hostile or mistaken file)
           ):
@@ -166,8 +168,10 @@ def sample(run:str,              # a run folder holding `model.pt`, or a checkpo
     check_int(bs, 'bs', 1, 65_536)
     check_int(seed, 'seed', 0, 2**63 - 1)
     if eta is not None: check_range(eta, 'eta', 0, 10)
-    if guide_ema_length is not None and guide is None:
-        raise ValueError("`guide_ema_length` is the guide's average: give a `guide` run")
+    for k, v in (('guide_ema_length', guide_ema_length is not None), ('guide_raw', guide_raw)):
+        if v and guide is None: raise ValueError(f"`{k}` is about the guide's weights: give a `guide` run")
+    if guide_raw and guide_ema_length is not None:
+        raise ValueError("`guide_raw` asks for the guide's last weights, `guide_ema_length` for an average: give one")
     for k, v in (('run', run), ('guide', guide)):
         if v is not None and not Path(v).exists(): raise ValueError(f"`{k}` {v}: no such run folder or checkpoint")
     if out is not None: _outputs(out, run, None, None, seed, None, None, None)  # a clash is found before loading
@@ -183,10 +187,11 @@ def sample(run:str,              # a run folder holding `model.pt`, or a checkpo
     if eta is not None and sampler != 'ddim':
         raise ValueError(f"`eta` is used by the 'ddim' sampler only; this draw uses {sampler!r}")
     ys, nrow = _sample_labels(label, cfg, n)
-    gd = None if guide is None else load_guide(guide, cfg, ema_length=guide_ema_length, device=check_device(device),
-                                                max_params=max_params)
+    gd = None if guide is None else load_guide(guide, cfg, guide_raw, guide_ema_length, check_device(device),
+                                                max_params)
     iv, w = None if interval is None else _pair(interval, 'interval'), 1. if guidance is None else guidance
-    targets = _outputs(out, run, sampler, steps, seed, label, guidance, ema_length, guide, guide_ema_length)
+    targets = _outputs(out, run, sampler, steps, seed, label, guidance, ema_length, guide, guide_ema_length,
+                       guide_raw)
     x = sample_from(model, cfg, len(ys) if ys is not None else n, sampler, steps, eta or 0., seed, bs, labels=ys,
                     guidance=w, interval=iv, guide=gd, progress=True).cpu()
     if not is_main(): return x  # rank 0 writes
@@ -197,7 +202,7 @@ def sample(run:str,              # a run folder holding `model.pt`, or a checkpo
     save_atomic(x, targets[0])
     save_grid(x, targets[1], nrow=nrow, n=len(x) if label == 'all' else 64)
     avg = '' if ema_length is None else f", post-hoc average σ_rel = {ema_length}"
-    avg += '' if guide is None else f", guided by {guide} with w = {w:g}"
+    avg += '' if guide is None else f", guided by {guide}{' (its last weights)' * guide_raw} with w = {w:g}"
     print(f"wrote {targets[1]} and {targets[0]} ({len(x)} samples, {sampler}, {steps} steps{avg})")
     if cfg.cond: print(_class_line(x, cfg, ys, w))
     return x

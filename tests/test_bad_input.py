@@ -385,6 +385,7 @@ SAMPLE = [
     (['--device', 'tpu'], ['`--device`', 'cpu, cuda, cuda:N or mps']),
     (['--label', 'Dress'], ['`--label`', 'needs a class-conditional run']),
     (['--guide-ema-length', '0.1'], ['`--guide-ema-length`', 'give a `--guide` run']),
+    (['--guide-raw'], ['`--guide-raw`', 'give a `--guide` run']),
     (['--sampler', 'consistency'], ["`--sampler` 'consistency' needs a 'consistency' run"]),
 ]
 
@@ -403,7 +404,9 @@ def test_sample_refuses_bad_guides(run_dir, tmp_path):
     rows = [(['--guide', str(tmp_path / 'nowhere')], ['`--guide`', 'no such run folder or checkpoint']),
             (['--guide', str(tmp_path / 'eps.pt'), '--guidance', '2'],
              ['`--guide` must be a run of the same data, path and objective', "'eps' in the guide, 'v' in the run"]),
-            (['--guide', str(run_dir), '--guidance', '0.5'], ['`--guidance` below 1', 'toward the weaker model', 'w ≥ 1'])]
+            (['--guide', str(run_dir), '--guidance', '0.5'], ['`--guidance` below 1', 'toward the weaker model', 'w ≥ 1']),
+            (['--guide', str(run_dir), '--guide-raw', '--guide-ema-length', '0.1'],
+             ['`--guide-raw` asks for the guide\'s last weights', '`--guide-ema-length` for an average'])]
     for argv, phrases in rows:
         with contextlib.redirect_stderr(io.StringIO()) as err, contextlib.redirect_stdout(io.StringIO()):
             with pytest.raises(SystemExit) as e: main(['sample', str(run_dir), '--out', str(tmp_path / 's'), *argv])
@@ -418,6 +421,12 @@ def test_sample_with_a_guide_writes_its_draw(run_dir, tmp_path):
               '--guide', str(run_dir), '--guidance', '2'])
     assert torch.load(tmp_path / 'g.pt').shape == (4, 1, 32, 32) and (tmp_path / 'g.png').exists()
     assert f'guided by {run_dir} with w = 2' in out.getvalue(), out.getvalue()
+    with contextlib.redirect_stdout(io.StringIO()) as out:  # the run guided by its own last weights
+        main(['sample', str(run_dir), '--n', '4', '--steps', '2', '--guide', str(run_dir), '--guide-raw', '--guidance', '2'])
+    assert f'guided by {run_dir} (its last weights) with w = 2' in out.getvalue(), out.getvalue()
+    made = [p.name for p in run_dir.glob('samples-*guide-raw*')]
+    assert sorted(made) == [f'samples-ddpm-2-0-w2.0-guide-{run_dir.name}-guide-raw.{e}' for e in ('png', 'pt')], made
+    for p in run_dir.glob('samples-*guide-raw*'): p.unlink()
 
 def test_sample_never_overwrites_its_checkpoint(run_dir):
     before = (run_dir / 'model.pt').read_bytes()
