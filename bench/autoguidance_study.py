@@ -33,7 +33,7 @@ from diffnotes.eval import ImageEval
 from diffnotes.fidelity import fidelity_report
 
 GUIDES = {'raw': None, 'small': dict(channels=(8, 16, 32)), 'short': dict(epochs=6)}
-WEIGHTS = (1.5, 2., 3.)
+WEIGHTS = (1.5, 2.5)
 KEEP = ('n', 'fid', 'fid_ci95', 'fid_sd', 'floor', 'fid_inf', 'fid_inf_ci95', 'floor_inf')
 
 def short(v):
