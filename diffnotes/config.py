@@ -280,6 +280,8 @@ CROSS_RULES = (
     lambda c: c.model == 'tiny' and c.size % 2 ** (len(c.channels) - 1) and
         f"`size` must be a multiple of {2 ** (len(c.channels) - 1)} for a TinyUNet with {len(c.channels)} resolutions; "
         f"got {c.size}",
+    lambda c: c.model == 'tiny' and any(k % 8 for k in c.channels) and
+        f"`channels` must be multiples of 8 for a TinyUNet (its GroupNorms have 8 groups); got {c.channels}",
     lambda c: c.callback != 'flow' and (k := flow_field(c)) and
         f"`{k}` is for `callback` 'flow' only; got it with `callback` {c.callback!r}",
     lambda c: c.callback != 'consistency' and (k := cm_field(c)) and

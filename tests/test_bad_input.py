@@ -283,6 +283,7 @@ CLI = [
     (['train', '--lr', 'fast'], ['argument --lr', "invalid float value: 'fast'"]),
     (['train', '--channels', '8,x'], ['`--channels`', 'integers']),
     (['train', '--channels', '0,8'], ['`--channels`', '[1, 4096]']),
+    (['train', '--channels', '4,8'], ['`--channels` must be multiples of 8 for a TinyUNet', '(4, 8)']),
     (['train', '--sample-steps', '0'], ['`--sample-steps`', '[1, 1000]']),
     (['train', '--sample-steps', '5000'], ['`--sample-steps`', '[1, 1000]']),
     (['train', '--n-train-steps', '1', '--sample-steps', '2'], ['`--n-train-steps`', '[2, 100000]']),
