@@ -25,6 +25,17 @@ def kill_after_first_checkpoint(cwd, *options):
 
 def max_dw(a, b): return max((a[k] - b[k]).abs().max().item() for k in a)
 
+def resumes_exactly(cwd, *options):
+    "Train `full` for 2 epochs with OPTIONS, kill `killed` after its first checkpoint, resume it: both must be equal"
+    r = run('train', '--out', 'full', '--epochs', '2', *options, cwd=cwd)
+    assert r.returncode == 0, r.stderr[-3000:]
+    ck = kill_after_first_checkpoint(cwd, *options)
+    r = run('train', '--resume', 'killed', cwd=cwd)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert max_dw(weights(cwd / 'full'), weights(cwd / 'killed')) == 0
+    assert torch.equal(torch.load(cwd / 'full' / 'samples.pt'), torch.load(cwd / 'killed' / 'samples.pt'))
+    return ck
+
 def test_killed_run_resumes_bit_for_bit(tmp_path):
     "Kill `diffnotes train` with SIGKILL after its first checkpoint, resume it, and compare with a run never interrupted"
     r = run('train', '--out', 'full', '--epochs', '2', *TINY, cwd=tmp_path)
@@ -91,13 +102,7 @@ def test_flow_run_killed_resumed_and_sampled(tmp_path):
     ("`diffnotes train --callback flow` with its options: killed, resumed bit for bit, sampled on its own grid, "
      "exported and drawn from by diffusers alone, as `sample` draws")
     FLOW = ['--callback', 'flow', '--t-dist', 'logit_normal', '--t-std', '0.8', '--shift', '2', '--ot', *TINY]
-    r = run('train', '--out', 'full', '--epochs', '2', *FLOW, cwd=tmp_path)
-    assert r.returncode == 0, r.stderr[-3000:]
-    ck = kill_after_first_checkpoint(tmp_path, *FLOW)
-    r = run('train', '--resume', 'killed', cwd=tmp_path)
-    assert r.returncode == 0, r.stderr[-3000:]
-    assert max_dw(weights(tmp_path / 'full'), weights(tmp_path / 'killed')) == 0
-    assert torch.equal(torch.load(tmp_path / 'full' / 'samples.pt'), torch.load(tmp_path / 'killed' / 'samples.pt'))
+    resumes_exactly(tmp_path, *FLOW)
     from diffnotes.checkpoints import load_checkpoint
     cfg = load_checkpoint(tmp_path / 'full')['config']
     assert (cfg['objective'], cfg['weight'], cfg['sampler'], cfg['t_dist'], cfg['shift'], cfg['ot']) == \
@@ -121,13 +126,7 @@ def test_consistency_run_tuned_killed_resumed_and_sampled(tmp_path):
     r = run('train', '--out', 'edm', '--callback', 'edm', '--epochs', '1', *TINY, cwd=tmp_path)
     assert r.returncode == 0, r.stderr[-3000:]
     CM = ['--init', 'edm', '--callback', 'consistency', '--cm-stage-every', '40', *TINY]
-    r = run('train', '--out', 'full', '--epochs', '2', *CM, cwd=tmp_path)
-    assert r.returncode == 0, r.stderr[-3000:]
-    ck = kill_after_first_checkpoint(tmp_path, *CM)
-    r = run('train', '--resume', 'killed', cwd=tmp_path)
-    assert r.returncode == 0, r.stderr[-3000:]
-    assert max_dw(weights(tmp_path / 'full'), weights(tmp_path / 'killed')) == 0
-    assert torch.equal(torch.load(tmp_path / 'full' / 'samples.pt'), torch.load(tmp_path / 'killed' / 'samples.pt'))
+    ck = resumes_exactly(tmp_path, *CM)
     from diffnotes.checkpoints import load_checkpoint
     full = load_checkpoint(tmp_path / 'full')
     cfg = full['config']
