@@ -12,7 +12,7 @@ import math
 import torch
 from .checks import check_range, check_int, check_choice, check_bool
 from .schedules import edm_abar
-from .diffusion import bcast, edm_scalings, as_schedule
+from .diffusion import bcast, edm_scalings, as_schedule, pred_coefs
 from .grids import sigma_of_abar, sigma_to_t
 from .timesteps import lognormal_sigma
 from .denoiser import DENOISER_OBJECTIVES
@@ -26,16 +26,14 @@ def sigma_coefs(sched,                # the path of the network: a `DiffusionSch
                 sigma_data:float=0.5, # 'edm' only: σ_data of the preconditioning
                )->tuple:
     "`(s_in, a, b, t)` per image: the network sees u = s_in·x at model time t, and D(x; σ) = a·x + b·F"
-    sig = sigma
     if objective == 'edm':
-        c_skip, c_out, c_in, c_noise = edm_scalings(sig, sigma_data)
+        c_skip, c_out, c_in, c_noise = edm_scalings(sigma, sigma_data)
         return c_in, c_skip, c_out, c_noise
-    if objective == 'flow': return 1 / (1 + sig), 1 / (1 + sig), -sig / (1 + sig), sig / (1 + sig)  # t = σ/(1 + σ)
-    s = (1 + sig**2).rsqrt()  # √ᾱ: the network sees x_t = √ᾱ·x
-    one = torch.ones_like(sig)
-    a, b = {'eps': (one, -sig), 'x0': (0 * one, one), 'v': (s * s, -sig * s)}[check_choice(objective, 'objective',
-                                                                                          DENOISER_OBJECTIVES)]
-    return s, a, b, model_time(sched, sig)
+    check_choice(objective, 'objective', DENOISER_OBJECTIVES)
+    s, one = (1 + sigma**2).rsqrt(), torch.ones_like(sigma)  # √ᾱ of the VP state x_t = √ᾱ·x with this σ
+    s_in, a, b = pred_coefs(objective, s, sigma * s, tilde=True)[:3]  # x̂0 = a·u + b·F for u = s_in·x
+    t = sigma / (1 + sigma) if objective == 'flow' else model_time(sched, sigma)  # flow time: σ = t/(1 − t)
+    return s_in * one, a * s_in * one, b * one, t
 
 def model_time(sched, # a `DiffusionSchedule`, β's, or an ᾱ(t) function
                sigma, # noise levels σ > 0, shape (B,), on any device
