@@ -31,14 +31,11 @@ from diffnotes.sampling import load_run, load_guide, sample_from
 from diffnotes.checkpoints import load_checkpoint
 from diffnotes.eval import ImageEval
 from diffnotes.fidelity import fidelity_report
+from diffnotes.studies import short, write_study
 
 GUIDES = {'raw': None, 'small': dict(channels=(8, 16, 32)), 'short': dict(epochs=6)}
 WEIGHTS = (1.5, 2.5)
 KEEP = ('n', 'fid', 'fid_ci95', 'fid_sd', 'floor', 'fid_inf', 'fid_inf_ci95', 'floor_inf')
-
-def short(v):
-    "Floats to 6 significant digits, so that the stored file stays small"
-    return float(f'{v:.6g}') if isinstance(v, float) else [short(u) for u in v] if isinstance(v, (list, tuple)) else v
 
 def epoch_seconds(d):
     "The training time of the run in `d`: the sum of its epochs' times in `history.csv` (m:ss)"
@@ -95,8 +92,7 @@ def store(files, dest='diffnotes/results/autoguidance.json'):
     order = [None] + list(GUIDES)
     rows = sorted(rows.values(), key=lambda r: (r['seed'], order.index(r['guide']), r['guidance']))
     study = {k: metas[0][k] for k in ('device', 'threads', 'torch', 'platform', 'n', 'guides', 'weights', 'sampler')}
-    body = ',\n'.join(' ' + json.dumps(r, ensure_ascii=False) for r in rows)
-    Path(dest).write_text(json.dumps(study, ensure_ascii=False)[:-1] + f', "rows": [\n{body}\n]}}\n')
+    write_study(dest, study, rows)
     print(f'wrote {len(rows)} rows to {dest}')
 
 def main():

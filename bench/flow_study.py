@@ -31,6 +31,7 @@ from diffnotes.checkpoints import load_checkpoint
 from diffnotes.eval import ImageEval
 from diffnotes.fidelity import fidelity_report
 from diffnotes.timesteps import shift_t
+from diffnotes.studies import write_study
 
 RECIPES = {'default (v, Min-SNR-5)': {},
            'flow, uniform t': dict(callback='flow'),
@@ -79,10 +80,6 @@ def run_one(name, seed, runs, ev, n, tiny, have=()):
               f"precision {rows[-1]['precision']:.3f}  recall {rows[-1]['recall']:.3f}", flush=True)
     return rows
 
-def short(v):
-    "Floats to 6 significant digits, so that the stored file stays small"
-    return float(f'{v:.6g}') if isinstance(v, float) else [short(u) for u in v] if isinstance(v, (list, tuple)) else v
-
 CHAPTER_KEYS = ('recipe', 'seed', 'sampler', 'steps', 'train_seconds', *KEEP[:-1], 'precision', 'recall', 'density',
                 'coverage')
 
@@ -100,9 +97,7 @@ def store(files, dest='diffnotes/results/flow_study.json'):
     study = {'device': 'CPU', 'threads': metas[0]['threads'], 'torch': metas[0]['torch'],
              'platform': platform.machine(), 'n': metas[0]['n'], 'draws': DRAWS, 'recipes': RECIPES,
              'best_of_seed_0': best}
-    body = ',\n'.join(' ' + json.dumps({k: short({**r, 'sampler': r.get('sampler', 'ddim')}[k]) for k in CHAPTER_KEYS},
-                                        ensure_ascii=False) for r in rows)
-    Path(dest).write_text(json.dumps(study, ensure_ascii=False)[:-1] + f', "rows": [\n{body}\n]}}\n')
+    write_study(dest, study, [{k: {**r, 'sampler': r.get('sampler', 'ddim')}[k] for k in CHAPTER_KEYS} for r in rows])
     print(f'wrote {len(rows)} rows to {dest}; best of mode, cosmap and shift on seed 0: {best}')
 
 def main():
