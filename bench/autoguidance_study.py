@@ -3,6 +3,8 @@
     python bench/autoguidance_study.py [--seeds 0 1 2] [--runs runs/autoguidance] [--out ROWS.json] [--n 512]
                                        [--main-runs runs/flow_study] [--tiny]
     python bench/autoguidance_study.py --store ROWS.json [ROWS.json ...]
+    python bench/autoguidance_study.py --cond [--seeds 0 1 2] [--out ROWS.json] [--n 512] [--tiny]
+    python bench/autoguidance_study.py --cond --store ROWS.json [ROWS.json ...]
 
 For each seed the main model is the default run, `RunConfig(seed=seed)`: taken from
 MAIN_RUNS/default--v--Min-SNR-5-sSEED
@@ -20,19 +22,29 @@ for every setting, and is scored with `ImageEval.report` (FID at n with its inte
 so the study resumes where it stopped.
 `--store` merges such files into `diffnotes/results/autoguidance.json`, which the chapter reads. `--tiny` checks the
 script in a minute.
+
+`--cond` runs the conditional half: the main model is the class-conditional default run, `RunConfig(cond=True,
+seed=seed)`, trained into RUNS/cond-main-sSEED, and its guide the same recipe trained for 6 epochs
+(RUNS/cond-short-sSEED, the best guide of the unconditional half). Each setting of `COND_SETTINGS` draws `n`
+class-balanced images (image i of class i mod 10) with ancestral DDPM in 50 steps, from the same noise: classifier-free
+guidance (the null class as the weak side), autoguidance (the guide, given the labels), and both (`guide_mix` 0.5: half
+of w − 1 each), each at two weights. Rows add the evaluation classifier's accuracy on the asked classes
+(`ImageEval.accuracy`); `--cond --store` writes `diffnotes/results/autoguidance_cond.json`.
 """
 import argparse, contextlib, io, json, platform, time, warnings
 from pathlib import Path
 warnings.filterwarnings('ignore')
 import torch
 from diffnotes.config import RunConfig
-from diffnotes.runs import train_run
+from diffnotes.runs import train_run, save_grid
 from diffnotes.sampling import load_run, load_guide, sample_from
 from diffnotes.checkpoints import load_checkpoint
 from diffnotes.eval import ImageEval
 from diffnotes.fidelity import fidelity_report
 from diffnotes.studies import short, write_study
 
+COND_SETTINGS = [('none', 1., None)] + [(k, w, mix) for k, mix in (('cfg', None), ('ag', 1.), ('both', 0.5))
+                                          for w in (1.5, 2.5)]  # (kind, w, autoguidance's share)
 GUIDES = {'raw': None, 'small': dict(channels=(8, 16, 32)), 'short': dict(epochs=6)}
 WEIGHTS = (1.5, 2.5)
 KEEP = ('n', 'fid', 'fid_ci95', 'fid_sd', 'floor', 'fid_inf', 'fid_inf_ci95', 'floor_inf')
@@ -84,6 +96,54 @@ def run_seed(seed, a, ev, rows, out, meta):
               f"recall {rows[-1]['recall']:.3f}", flush=True)
         out.write_text(json.dumps({**meta, 'rows': rows}, ensure_ascii=False, indent=1) + '\n')
 
+def cond_seed(seed, a, ev, rows, out, meta):
+    "Every conditional setting of one seed that the rows lack"
+    over = dict(epochs=2, channels=(8, 16)) if a.tiny else {}
+    runs = Path(a.runs)
+    secs = {'main': trained(runs / f'cond-main-s{seed}', RunConfig(cond=True, seed=seed, **over)),
+            'guide': trained(runs / f'cond-short-s{seed}',
+                             RunConfig(cond=True, seed=seed, **{**over, 'epochs': 1 if a.tiny else 6}))}
+    main, cfg = load_run(runs / f'cond-main-s{seed}', device='cpu')
+    guide = load_guide(runs / f'cond-short-s{seed}', cfg, device='cpu')
+    have = {(r['kind'], r['guidance']) for r in rows if r['seed'] == seed}
+    ys = torch.arange(a.n) % cfg.n_classes
+    for kind, w, mix in COND_SETTINGS:
+        if (kind, w) in have: continue
+        start = time.perf_counter()
+        x = sample_from(main, cfg, a.n, seed=1000 + seed, guidance=w, guide=guide if mix else None,
+                        guide_mix=mix or 1.)
+        acc = ev.accuracy(x, ys)
+        rows.append({'seed': seed, 'kind': kind, 'guidance': w, 'guide_mix': mix, 'main_train_seconds': secs['main'],
+                     'guide_train_seconds': secs['guide'] if mix else 0., 'acc': short(acc['acc']),
+                     'real_acc': short(acc['real_acc']),
+                     'sample_seconds': round(time.perf_counter() - start, 1), **score(ev, x)})
+        print(f"s{seed} {kind:>4} w {w:<4} FID {rows[-1]['fid']:6.2f}  accuracy {rows[-1]['acc']:.3f}  "
+              f"precision {rows[-1]['precision']:.3f}  recall {rows[-1]['recall']:.3f}", flush=True)
+        meta = {**meta, 'settings': COND_SETTINGS}
+        out.write_text(json.dumps({**meta, 'rows': rows}, ensure_ascii=False, indent=1) + '\n')
+
+def store_cond(files, runs, dest='diffnotes/results/autoguidance_cond.json'):
+    ("Merge the conditional rows of `files` (later files win) into the chapter's stored study, and draw seed 0's grids "
+     "at each kind's best weight: 8 images of each class, the first 80 of the study's draw (per-image noise)")
+    metas, rows = [json.loads(Path(f).read_text()) for f in files], {}
+    for m in metas:
+        for r in m['rows']: rows[r['seed'], r['kind'], r['guidance']] = r
+    order = [(k, w) for k, w, _ in COND_SETTINGS]
+    rows = sorted(rows.values(), key=lambda r: (r['seed'], order.index((r['kind'], r['guidance']))))
+    real = ImageEval.fashion_mnist().accuracy(torch.zeros(2, 1, 32, 32), [0, 0])['real_acc']  # on the real test images
+    rows = [{**r, 'real_acc': r.get('real_acc', short(real))} for r in rows]
+    study = {k: metas[0][k] for k in ('device', 'threads', 'torch', 'platform', 'n', 'settings', 'sampler')}
+    write_study(dest, study, rows)
+    print(f'wrote {len(rows)} rows to {dest}')
+    main, cfg = load_run(Path(runs) / 'cond-main-s0', device='cpu')
+    guide = load_guide(Path(runs) / 'cond-short-s0', cfg, device='cpu')
+    for kind, w, mix in COND_SETTINGS:
+        ws = sorted({r['guidance'] for r in rows if r['kind'] == kind})
+        if w != min(ws, key=lambda v: sum(r['fid'] for r in rows if (r['kind'], r['guidance']) == (kind, v))): continue
+        x = sample_from(main, cfg, 80, seed=1000, guidance=w, guide=guide if mix else None, guide_mix=mix or 1.)
+        save_grid(torch.cat([x[c::10][:8] for c in range(10)]), Path(dest).parent / f'autoguidance_cond_{kind}.png',
+                  n=80)
+
 def store(files, dest='diffnotes/results/autoguidance.json'):
     "Merge the rows of `files` (later files win) into the chapter's stored study"
     metas, rows = [json.loads(Path(f).read_text()) for f in files], {}
@@ -104,8 +164,9 @@ def main():
     ap.add_argument('--n', type=int, default=512)
     ap.add_argument('--tiny', action='store_true')
     ap.add_argument('--store', nargs='*', default=None)
+    ap.add_argument('--cond', action='store_true')
     a = ap.parse_args()
-    if a.store: return store(a.store)
+    if a.store: return store_cond(a.store, a.runs) if a.cond else store(a.store)
     out = Path(a.out or Path(a.runs) / 'rows.json')
     out.parent.mkdir(parents=True, exist_ok=True)
     rows = json.loads(out.read_text())['rows'] if out.exists() else []
@@ -113,6 +174,6 @@ def main():
             'threads': torch.get_num_threads(), 'torch': torch.__version__, 'platform': platform.machine(), 'n': a.n,
             'guides': GUIDES, 'weights': list(WEIGHTS), 'sampler': ['ddpm', 50]}
     ev = ImageEval.fashion_mnist()
-    for seed in a.seeds: run_seed(seed, a, ev, rows, out, meta)
+    for seed in a.seeds: (cond_seed if a.cond else run_seed)(seed, a, ev, rows, out, meta)
 
 if __name__ == '__main__': main()

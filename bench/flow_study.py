@@ -14,10 +14,12 @@ at n with its interval, the floor, FID∞) and `fidelity_report` (precision, rec
 written after every run; a run already in the file is skipped and one that stopped on the way is resumed, so the
 study goes on where it stopped. `--tiny` checks the script in a minute.
 
-    python bench/flow_study.py --store ROWS.json [ROWS.json ...]
+    python bench/flow_study.py --store ROWS.json [ROWS.json ...] [--dest diffnotes/results/flow_study.json]
 
 merges the rows of several such files (two processes, each with its own `--out`) into `diffnotes/results/
-flow_study.json`, the file the flow-matching chapter reads, in the layout its slow cell writes. The recipe that the
+flow_study.json`, the file the flow-matching chapter reads, in the layout its slow cell writes. The chapter's fresh
+seeds (`--recipes 'default (v, Min-SNR-5)' 'flow, mode 1.29' --seeds 3 4 5`) are stored with
+`--dest diffnotes/results/flow_fresh.json`. The recipe that the
 chapter runs with three seeds beside uniform, logit-normal and OT is the best of mode, cosmap and shift on seed 0.
 """
 import argparse, contextlib, io, json, platform, time, warnings
@@ -84,7 +86,7 @@ CHAPTER_KEYS = ('recipe', 'seed', 'sampler', 'steps', 'train_seconds', *KEEP[:-1
                 'coverage')
 
 def store(files, dest='diffnotes/results/flow_study.json'):
-    "Merge the rows of `files` (later files win) into the chapter's stored study"
+    "Merge the rows of `files` (later files win) into the chapter's stored study (the fresh seeds' have no seed 0)"
     metas, rows = [json.loads(Path(f).read_text()) for f in files], {}
     for m in metas:
         for r in m['rows']: rows[r['recipe'], r['seed'], r.get('sampler', 'ddim'), r['steps']] = r
@@ -93,12 +95,13 @@ def store(files, dest='diffnotes/results/flow_study.json'):
     fid50 = {r['recipe']: r['fid'] for r in rows
              if r['seed'] == 0 and (r.get('sampler', 'ddim'), r['steps']) == ('ddim', 50)}
     best = min(('flow, mode 1.29', 'flow, cosmap', 'flow, uniform t, shift 3'),
-               key=lambda k: fid50.get(k, float('inf')))
+               key=lambda k: fid50.get(k, float('inf'))) if fid50 else None
     study = {'device': 'CPU', 'threads': metas[0]['threads'], 'torch': metas[0]['torch'],
-             'platform': platform.machine(), 'n': metas[0]['n'], 'draws': DRAWS, 'recipes': RECIPES,
-             'best_of_seed_0': best}
+             'platform': platform.machine(), 'n': metas[0]['n'], 'draws': DRAWS,
+             'recipes': {k: v for k, v in RECIPES.items() if k in {r['recipe'] for r in rows}},
+             **({'best_of_seed_0': best} if best else {})}
     write_study(dest, study, [{k: {**r, 'sampler': r.get('sampler', 'ddim')}[k] for k in CHAPTER_KEYS} for r in rows])
-    print(f'wrote {len(rows)} rows to {dest}; best of mode, cosmap and shift on seed 0: {best}')
+    print(f'wrote {len(rows)} rows to {dest}' + (f'; best of mode, cosmap and shift on seed 0: {best}' if best else ''))
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -109,8 +112,9 @@ def main():
     ap.add_argument('--n', type=int, default=512)
     ap.add_argument('--tiny', action='store_true')
     ap.add_argument('--store', nargs='*', default=None)
+    ap.add_argument('--dest', default='diffnotes/results/flow_study.json')
     a = ap.parse_args()
-    if a.store: return store(a.store)
+    if a.store: return store(a.store, a.dest)
     out = Path(a.out or Path(a.runs) / 'rows.json')
     out.parent.mkdir(parents=True, exist_ok=True)
     old = json.loads(out.read_text()) if out.exists() else {'rows': []}

@@ -128,13 +128,13 @@ def _guide_tag(guide):
     return '-'.join([q.name for q in (p.parent.parent, p.parent) if q.name and q.name != 'checkpoints'] + [p.stem])
 
 def _outputs(out, run, sampler, steps, seed, label, guidance, ema_length, guide=None, guide_ema_length=None,
-             guide_raw=False):
+             guide_raw=False, guide_mix=None):
     "The two files a draw writes: `out`.pt and .png, by default in the run's folder, named by what was drawn"
     if out is None:
         from diffnotes.checkpoints import run_folder  # reached only after `sample` has imported torch
         folder = run_folder(run)
         given = (('label', label), ('w', guidance), ('ema', ema_length), ('guide-', guide and _guide_tag(guide)),
-                 ('guide-ema', guide_ema_length), ('guide-raw', '' if guide_raw else None))
+                 ('guide-ema', guide_ema_length), ('guide-raw', '' if guide_raw else None), ('guide-mix', guide_mix))
         extra = ''.join(f'-{k}{v}' for k, v in given if v is not None)
         out = folder / f"samples-{sampler}-{steps}-{seed}{extra}".replace('/', '_')
     targets = [Path(f'{out}.pt'), Path(f'{out}.png')]
@@ -159,6 +159,7 @@ def sample(run:str,              # a run folder holding `model.pt`, or a checkpo
            guide:str=None,       # autoguidance: a weaker run of the same data and path (folder or checkpoint)
            guide_ema_length:float=None, # the guide's post-hoc average of this relative width (a short one guides)
            guide_raw:bool=False, # the guide's last weights, not their average (a run can guide itself)
+           guide_mix:float=None, # a `--cond` run with `--guide`: autoguidance's share of w in [0, 1], the rest CFG's (1)
            device:str=None,      # where to sample: cpu, cuda, cuda:N or mps (default: a GPU if there is one)
            max_params:int=MAX_PARAMS, # refuse a checkpoint describing a larger model (a hostile or mistaken file)
           ):
@@ -168,8 +169,9 @@ def sample(run:str,              # a run folder holding `model.pt`, or a checkpo
     check_int(bs, 'bs', 1, 65_536)
     check_int(seed, 'seed', 0, 2**63 - 1)
     if eta is not None: check_range(eta, 'eta', 0, 10)
-    for k, v in (('guide_ema_length', guide_ema_length is not None), ('guide_raw', guide_raw)):
-        if v and guide is None: raise ValueError(f"`{k}` is about the guide's weights: give a `guide` run")
+    for k, v in (('guide_ema_length', guide_ema_length is not None), ('guide_raw', guide_raw),
+                 ('guide_mix', guide_mix is not None)):
+        if v and guide is None: raise ValueError(f"`{k}` is about the guide: give a `guide` run")
     if guide_raw and guide_ema_length is not None:
         raise ValueError("`guide_raw` asks for the guide's last weights, `guide_ema_length` for an average: give one")
     for k, v in (('run', run), ('guide', guide)):
@@ -191,9 +193,10 @@ def sample(run:str,              # a run folder holding `model.pt`, or a checkpo
                                                 max_params)
     iv, w = None if interval is None else _pair(interval, 'interval'), 1. if guidance is None else guidance
     targets = _outputs(out, run, sampler, steps, seed, label, guidance, ema_length, guide, guide_ema_length,
-                       guide_raw)
+                       guide_raw, guide_mix)
     x = sample_from(model, cfg, len(ys) if ys is not None else n, sampler, steps, eta or 0., seed, bs, labels=ys,
-                    guidance=w, interval=iv, guide=gd, progress=True).cpu()
+                    guidance=w, interval=iv, guide=gd, guide_mix=1. if guide_mix is None else guide_mix,
+                    progress=True).cpu()
     if not is_main(): return x  # rank 0 writes
     if not torch.isfinite(x).all():
         raise FloatingPointError(f"the samples are not finite ({sampler}, {steps} steps, η={eta or 0}); "
@@ -203,6 +206,7 @@ def sample(run:str,              # a run folder holding `model.pt`, or a checkpo
     save_grid(x, targets[1], nrow=nrow, n=len(x) if label == 'all' else 64)
     avg = '' if ema_length is None else f", post-hoc average σ_rel = {ema_length}"
     avg += '' if guide is None else f", guided by {guide}{' (its last weights)' * guide_raw} with w = {w:g}"
+    avg += '' if guide_mix is None else f" (autoguidance's share {guide_mix:g}, classifier-free guidance's the rest)"
     print(f"wrote {targets[1]} and {targets[0]} ({len(x)} samples, {sampler}, {steps} steps{avg})")
     if cfg.cond: print(_class_line(x, cfg, ys, w))
     return x
@@ -259,11 +263,11 @@ def _run_images(samples, x, data_images):
 
 
 # %% ../nbs/25_cli.ipynb #f41c70d6
-def export(run:str, # a checkpoint or run folder of a `--callback ddpm` or `flow` run (TinyUNet or diffusers' U-Net)
+def export(run:str, # a checkpoint or run folder of a `--callback ddpm`, `flow` or `consistency` run
            out:str, # a new (or empty) folder for the diffusers pipeline
            ema_length:float=None, # export the post-hoc average of this relative width (a run trained with `--phema`)
            max_params:int=MAX_PARAMS, # refuse a checkpoint describing a larger model (a hostile or mistaken file)
-           pipeline:str='ddpm',  # the pipeline the folder names: 'ddpm' (any run), or 'ddim' (a `--callback ddpm` run)
+           pipeline:str=None,  # the pipeline the folder names (default: the run's own), or 'ddim' for `--callback ddpm`
           )->Path:
     "Write a run as a diffusers pipeline folder that loads without diffnotes"
     check_int(max_params, 'max_params', 1)
@@ -272,7 +276,11 @@ def export(run:str, # a checkpoint or run folder of a `--callback ddpm` or `flow
     p = export_diffusers(run, out, ema_length, max_params, pipeline)
     trust = ", trust_remote_code=True" if (p / 'unet' / f'{TINY_MODULE}.py').exists() else ''  # its class comes along
     unet = json.loads((p / 'unet' / 'config.json').read_text())
-    if unet.get('num_class_embeds') or unet.get('n_classes'):  # diffusers' pipelines pass no labels
+    if json.loads((p / 'model_index.json').read_text())['_class_name'] == 'ConsistencyModelPipeline':
+        print(f"wrote {p}: load it with diffusers' ConsistencyModelPipeline.from_pretrained(folder{trust}) and call "
+              "it with num_inference_steps 1 or 2, or timesteps [2520·i // (K − 1) for i = K − 1, …, 0] for K calls: "
+              "the images of `diffnotes sample`" + (", of the classes in `class_labels`" if unet['num_class_embeds'] else ""))
+    elif unet.get('num_class_embeds') or unet.get('n_classes'):  # diffusers' pipelines pass no labels
         null = unet.get('n_classes') or unet['num_class_embeds'] - 1
         print(f"wrote {p}: a class-conditional U-Net (null class {null}); diffusers' pipelines pass no labels, so load "
               f"DDPMPipeline.from_pretrained(folder{trust}) and call its `unet` with `class_labels` in a guided loop "

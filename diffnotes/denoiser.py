@@ -53,6 +53,7 @@ class Denoiser:
                  interval=None,             # `(sigma_lo, sigma_hi)`: guide only where σ_lo < σ ≤ σ_hi (elsewhere w = 1)
                  null_class:int=None,       # the null class's label (default: the model's `n_classes`)
                  guide_net=None,            # a weaker network that guides this one (autoguidance): F_g + w·(F − F_g)
+                 guide_mix:float=1.,        # with `guide_net` and `labels`: autoguidance's share α, the rest CFG's
                 ):
         if objective not in DENOISER_OBJECTIVES:
             raise ValueError(f"`objective` must be one of {DENOISER_OBJECTIVES}; got {objective!r}")
@@ -60,7 +61,7 @@ class Denoiser:
         self.sched = _check_terminal(sched, objective)
         self.sigma_data = float(check_range(sigma_data, 'sigma_data', 0, 100, lo_open=True))
         self.device = _device(model, device)
-        self.guide(labels, guidance, interval, null_class, guide_net)
+        self.guide(labels, guidance, interval, null_class, guide_net, guide_mix)
     def __repr__(self):
         g = '' if self.labels is None and self.guide_net is None else f", guidance {self.guidance}"
         g += '' if self.guide_net is None else ' by a guide network'
@@ -71,9 +72,14 @@ class Denoiser:
               interval=None,        # `(sigma_lo, sigma_hi)` where guidance applies, or None for every σ
               null_class:int=None,  # the null class's label (default: the model's `n_classes`)
               guide_net=None,       # a weaker network of the same kind: autoguidance instead of the null class
+              guide_mix:float=1.,   # with `guide_net` and `labels`: the share α ∈ [0, 1] of autoguidance (below)
              ):
         "Set the classes and the guidance of later calls; checked here, once, not at every step"
         self.guidance = float(check_range(guidance, 'guidance', 0, 100))
+        self.guide_mix = float(check_range(guide_mix, 'guide_mix', 0, 1))
+        if self.guide_mix != 1 and (guide_net is None or labels is None):
+            raise ValueError("`guide_mix` shares the guidance between a `guide_net` and the null class: "
+                             "give both a `guide_net` and `labels`, or leave `guide_mix` at 1")
         self.guide_net, self.null = guide_net, None
         gdev = None if guide_net is None else _device(guide_net, None)
         if isinstance(guide_net, torch.nn.Module) and gdev.type != self.device.type:
@@ -119,9 +125,12 @@ class Denoiser:
         "The network's output F at `(u, t)`: plain, conditional, classifier-free guided (one batch of 2B) or autoguided"
         y = self.batch_labels(len(u))
         w, call = self.weight_at(sigma), lambda net, y: net(u, t) if y is None else net(u, t, y)
-        if self.guide_net is not None:
+        if self.guide_net is not None and (self.guide_mix == 1 or w == 1):
             out = call(self.model, y)
             return out if w == 1 else _guided(call(self.guide_net, y), out, w, u.shape[1])
+        if self.guide_net is not None:  # both: the weak side is the null class's output and the guide's, mixed
+            c, n = self.model(torch.cat([u, u]), torch.cat([t, t]), torch.cat([y, torch.full_like(y, self.null)])).chunk(2)
+            return _guided(torch.lerp(n, call(self.guide_net, y), self.guide_mix), c, w, u.shape[1])
         if y is None or w == 1: return call(self.model, y)
         null = torch.full_like(y, self.null)
         if w == 0: return self.model(u, t, null)

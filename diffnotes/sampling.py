@@ -115,6 +115,7 @@ def sample_from(model,              # a trained model
                 guidance:float=1.,  # conditional runs: classifier-free guidance weight w (1 conditional, 0 not)
                 interval=None,      # `(sigma_lo, sigma_hi)`, the σ range where guidance applies
                 guide=None,         # `(model, cfg)` of a weaker run guiding this one (autoguidance), e.g. `load_guide`
+                guide_mix:float=1., # conditional runs with a `guide`: autoguidance's share of the guidance, the rest CFG's
                 spacing=None,       # 'ddim', σ samplers: the grid's spacing or times; 'consistency': its σ's
                )->torch.Tensor:
     "Draw `n` images from a model trained with configuration `cfg`, clamped to [-1, 1] as diffusers' pipelines do"
@@ -128,6 +129,9 @@ def sample_from(model,              # a trained model
     kw = sampler_kwargs(cfg, sampler, eta, steps)
     if spacing is not None: kw['spacing'] = spacing  # e.g. an even grid for a flow run at very few steps
     if guide is not None: check_guide(cfg, guide[1])
+    if check_range(guide_mix, 'guide_mix', 0, 1) != 1 and (guide is None or not cfg.cond):
+        raise ValueError("`guide_mix` shares the guidance between a `guide` and the null class: it needs a `guide` "
+                         "and a class-conditional run (trained with `cond`)")
     gnet = None if guide is None else guide[0].eval()
     ys = draw_labels(cfg, n, labels, guidance, interval, guided=gnet is not None)
     rank, ws = group() if split else (0, 1)
@@ -140,7 +144,8 @@ def sample_from(model,              # a trained model
         noise = ImageNoise(seed, shape[0], start=i, device=dev)
         den = Denoiser(model, sched, cfg.objective, cfg.sigma_data or 0.5, device=dev)  # EDM's scalings for 'edm'
         if ys is not None or gnet is not None:
-            den.guide(None if ys is None else ys[i:i + shape[0]], guidance, interval, guide_net=gnet)
+            den.guide(None if ys is None else ys[i:i + shape[0]], guidance, interval, guide_net=gnet,
+                      guide_mix=guide_mix)
         if sampler == 'consistency':
             out.append(consistency_draw(den, noise.randn(shape, p.dtype), noise, steps, kw.get('spacing'), tick))
             continue

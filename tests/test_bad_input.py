@@ -387,6 +387,7 @@ SAMPLE = [
     (['--label', 'Dress'], ['`--label`', 'needs a class-conditional run']),
     (['--guide-ema-length', '0.1'], ['`--guide-ema-length`', 'give a `--guide` run']),
     (['--guide-raw'], ['`--guide-raw`', 'give a `--guide` run']),
+    (['--guide-mix', '0.5'], ['`--guide-mix`', 'give a `--guide` run']),
     (['--sampler', 'consistency'], ["`--sampler` 'consistency' needs a 'consistency' run"]),
 ]
 
@@ -407,7 +408,10 @@ def test_sample_refuses_bad_guides(run_dir, tmp_path):
              ['`--guide` must be a run of the same data, path and objective', "'eps' in the guide, 'v' in the run"]),
             (['--guide', str(run_dir), '--guidance', '0.5'], ['`--guidance` below 1', 'toward the weaker model', 'w ≥ 1']),
             (['--guide', str(run_dir), '--guide-raw', '--guide-ema-length', '0.1'],
-             ['`--guide-raw` asks for the guide\'s last weights', '`--guide-ema-length` for an average'])]
+             ['`--guide-raw` asks for the guide\'s last weights', '`--guide-ema-length` for an average']),
+            (['--guide', str(run_dir), '--guidance', '2', '--guide-mix', '0.5'],
+             ['`--guide-mix` shares the guidance', 'class-conditional run (trained with `--cond`)']),
+            (['--guide', str(run_dir), '--guidance', '2', '--guide-mix', '1.5'], ['`--guide-mix`', '[0, 1]'])]
     for argv, phrases in rows:
         with contextlib.redirect_stderr(io.StringIO()) as err, contextlib.redirect_stdout(io.StringIO()):
             with pytest.raises(SystemExit) as e: main(['sample', str(run_dir), '--out', str(tmp_path / 's'), *argv])

@@ -122,7 +122,7 @@ def test_flow_run_killed_resumed_and_sampled(tmp_path):
 
 def test_consistency_run_tuned_killed_resumed_and_sampled(tmp_path):
     ("`diffnotes train --init RUN --callback consistency` tunes an EDM run as ECT does: killed, resumed bit for bit "
-     "(the stage too), sampled by the consistency sampler, and the score samplers refused")
+     "(the stage too), sampled by the consistency sampler, the score samplers refused, exported and drawn by diffusers")
     r = run('train', '--out', 'edm', '--callback', 'edm', '--epochs', '1', *TINY, cwd=tmp_path)
     assert r.returncode == 0, r.stderr[-3000:]
     CM = ['--init', 'edm', '--callback', 'consistency', '--cm-stage-every', '40', *TINY]
@@ -138,6 +138,17 @@ def test_consistency_run_tuned_killed_resumed_and_sampled(tmp_path):
     assert torch.load(tmp_path / 's.pt').isfinite().all()
     r = run('sample', 'full', '--out', 'h', '--n', '4', '--sampler', 'heun', cwd=tmp_path)
     assert r.returncode == 2 and "`--sampler` 'heun' needs a score" in r.stderr, r.stderr[-2000:]
+    r = run('export', 'full', 'pipe', cwd=tmp_path)
+    assert r.returncode == 0 and "ConsistencyModelPipeline.from_pretrained(folder, trust_remote_code=True)" in r.stdout, \
+        (r.stdout + r.stderr)[-2000:]
+    from diffnotes.denoiser import image_seed  # the seeds of `sample`'s images, for diffusers' generators
+    seeds = [image_seed(0, i) for i in range(4)]
+    script = HIDDEN_FLOW.format(path='pipe', seeds=seeds, steps=1, out='d.pt').replace('pipe.scheduler.config.shift, ', '')
+    r = subprocess.run([sys.executable, '-c', script], capture_output=True, text=True, cwd=tmp_path, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert r.stdout.strip() == 'ConsistencyModelPipeline CMStochasticIterativeScheduler False', r.stdout
+    diff = (torch.load(tmp_path / 'd.pt') - torch.load(tmp_path / 's.pt')).abs().max().item()
+    assert diff < 1e-4, diff  # diffusers alone draws the images `diffnotes sample` drew, in one call
 
 HIDDEN_FLOW = '''
 import sys
@@ -195,6 +206,10 @@ def test_conditional_run_killed_resumed_sampled_and_exported(tmp_path):
     assert r.returncode == 2 and '`--label` must be an integer in [0, 9]' in r.stderr, r.stderr[-2000:]
     r = run('sample', 'full', '--label', 'Dress', '--n', '4', '--steps', '4', cwd=tmp_path)  # a class by its name
     assert r.returncode == 0 and (tmp_path / 'full' / 'samples-ddpm-4-0-labelDress.pt').exists(), (r.stdout + r.stderr)[-2000:]
+    r = run('sample', 'full', '--out', 'both', '--n', '4', '--steps', '4', '--guide', 'full', '--guide-raw', '--guidance',
+            '2', '--guide-mix', '0.5', cwd=tmp_path)  # classifier-free guidance and autoguidance, half each
+    assert r.returncode == 0 and "(autoguidance's share 0.5, classifier-free guidance's the rest)" in r.stdout, \
+        (r.stdout + r.stderr)[-2000:]
     r = run('sample', 'full', '--help', cwd=tmp_path)
     assert r.returncode == 0 and 'the classes of full for `--label`: 0 T-shirt/top, 1 Trouser' in ' '.join(r.stdout.split()), r.stdout[-1500:]
     r = run('export', 'full', 'pipe', cwd=tmp_path)

@@ -1,0 +1,95 @@
+"""The consistency-tuning study: the default run tuned into a consistency model as ECT does, seed by seed, against the
+run's own samplers at the same number of network calls and at their best.
+
+    python bench/cm_study.py [--seeds 0 1 2] [--runs runs/cm_study] [--out ROWS.json] [--n 512]
+                             [--teachers runs/flow_study] [--tiny]
+    python bench/cm_study.py --store ROWS.json [ROWS.json ...]
+
+For each seed the teacher is the default run, `RunConfig(seed=seed)`: taken from TEACHERS/default--v--Min-SNR-5-sSEED
+when the flow-matching study left it there (the same configuration and seed, so the same run), else trained into
+RUNS/teacher-sSEED. It is tuned with `init_config(teacher, TUNE)`, `callback='consistency'` and the options of `TUNE`,
+into RUNS/ect-sSEED. Then, from sampling seed 1000 + seed and the same noise for every draw:
+
+- the consistency run draws with 1, 2 and 4 calls (`cm_grid`: σ_max, then ECT's 0.821 and Karras levels between);
+- the teacher draws with DDIM and DPM-Solver++ (2M) at 1, 2 and 4 calls, and with its own sampler, ancestral DDPM in
+  50 steps, its best.
+
+Every draw of `n` images is scored with `ImageEval.report` (FID at n with its interval, FID∞) and `fidelity_report`
+(precision, recall, density, coverage). A run's training time is the sum of its epochs' times; tuning and teacher
+are timed the same way, on the same machine. Rows are written after each draw; a draw already in the file is skipped,
+so the study resumes where it stopped. `--store` merges such files into `diffnotes/results/cm_study.json`, which the
+chapter reads. `--tiny` checks the script in a minute.
+"""
+import argparse, contextlib, io, json, platform, time, warnings
+from pathlib import Path
+warnings.filterwarnings('ignore')
+import torch
+from diffnotes.config import RunConfig, init_config
+from diffnotes.runs import train_run
+from diffnotes.sampling import load_run, sample_from
+from diffnotes.checkpoints import load_checkpoint
+from diffnotes.eval import ImageEval
+from diffnotes.studies import write_study
+from autoguidance_study import trained, score  # the same timing and scoring as the autoguidance study
+
+TUNE = dict(epochs=4, cm_stage_every=50, lr=3e-4, ema_decay=0.99)  # a sixth of the teacher's 24 epochs
+CALLS = (1, 2, 4)
+DRAWS = [('consistency', 'consistency', k) for k in CALLS] + [('teacher', s, k) for s in ('ddim', 'dpm') for k in CALLS]
+DRAWS += [('teacher', 'ddpm', 50)]
+
+def run_seed(seed, a, ev, rows, out, meta):
+    "Every draw of one seed that the rows lack"
+    over = dict(epochs=2, channels=(8, 16)) if a.tiny else {}
+    runs = Path(a.runs)
+    teacher = Path(a.teachers) / f'default--v--Min-SNR-5-s{seed}'
+    if a.tiny or not (teacher / 'model.pt').exists(): teacher = runs / f'teacher-s{seed}'
+    secs = {'teacher': trained(teacher, RunConfig(seed=seed, **over))}
+    tune = {**TUNE, 'epochs': 1} if a.tiny else TUNE
+    cfg = init_config(load_checkpoint(teacher)['config'], teacher, dict(callback='consistency', seed=seed, **tune))
+    secs['consistency'] = trained(runs / f'ect-s{seed}', cfg)
+    nets = {'teacher': load_run(teacher, device='cpu'), 'consistency': load_run(runs / f'ect-s{seed}', device='cpu')}
+    have = {(r['model'], r['sampler'], r['calls']) for r in rows if r['seed'] == seed}
+    for who, sampler, k in DRAWS:
+        if (who, sampler, k) in have: continue
+        model, c = nets[who]
+        start = time.perf_counter()
+        x = sample_from(model, c, a.n, sampler, k, seed=1000 + seed)
+        rows.append({'seed': seed, 'model': who, 'sampler': sampler, 'calls': k,
+                     'train_seconds': secs[who], 'teacher_seconds': secs['teacher'],
+                     'sample_seconds': round(time.perf_counter() - start, 1), **score(ev, x)})
+        print(f"s{seed} {who:>11} {sampler:>11} {k:>2} calls  FID {rows[-1]['fid']:6.2f}  "
+              f"precision {rows[-1]['precision']:.3f}  recall {rows[-1]['recall']:.3f}", flush=True)
+        out.write_text(json.dumps({**meta, 'rows': rows}, ensure_ascii=False, indent=1) + '\n')
+
+def store(files, dest='diffnotes/results/cm_study.json'):
+    "Merge the rows of `files` (later files win) into the chapter's stored study"
+    metas, rows = [json.loads(Path(f).read_text()) for f in files], {}
+    for m in metas:
+        for r in m['rows']: rows[r['seed'], r['model'], r['sampler'], r['calls']] = r
+    order = [d[:2] for d in DRAWS]
+    rows = sorted(rows.values(), key=lambda r: (r['seed'], order.index((r['model'], r['sampler'])), r['calls']))
+    study = {k: metas[0][k] for k in ('device', 'threads', 'torch', 'platform', 'n', 'tune', 'draws')}
+    write_study(dest, study, rows)
+    print(f'wrote {len(rows)} rows to {dest}')
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument('--seeds', type=int, nargs='*', default=[0, 1, 2])
+    ap.add_argument('--runs', default='runs/cm_study')
+    ap.add_argument('--teachers', default='runs/flow_study')
+    ap.add_argument('--out', default=None)
+    ap.add_argument('--n', type=int, default=512)
+    ap.add_argument('--tiny', action='store_true')
+    ap.add_argument('--store', nargs='*', default=None)
+    a = ap.parse_args()
+    if a.store: return store(a.store)
+    out = Path(a.out or Path(a.runs) / 'rows.json')
+    out.parent.mkdir(parents=True, exist_ok=True)
+    rows = json.loads(out.read_text())['rows'] if out.exists() else []
+    meta = {'device': torch.cuda.get_device_name() if torch.cuda.is_available() else 'CPU',
+            'threads': torch.get_num_threads(), 'torch': torch.__version__, 'platform': platform.machine(), 'n': a.n,
+            'tune': TUNE, 'draws': DRAWS}
+    ev = ImageEval.fashion_mnist()
+    for seed in a.seeds: run_seed(seed, a, ev, rows, out, meta)
+
+if __name__ == '__main__': main()
