@@ -213,7 +213,8 @@ def test_two_processes_train_a_conditional_run_and_resume_it(extra):
         for r in range(2): assert torch.equal(torch.load(d / 'dump' / f'samples{r}.pt')['x'], x)
 
 def test_sample_command_under_torchrun_shares_the_images():
-    "`diffnotes sample` on 2 processes: the ranks split the batches, rank 0 writes once, and the images are one process's"
+    ("`diffnotes sample` on 2 processes, unguided and autoguided: the ranks split the batches, rank 0 writes once, and "
+     "the images are one process's")
     import subprocess, sys, contextlib, io
     from diffnotes.config import RunConfig
     from diffnotes.runs import train_run
@@ -233,3 +234,11 @@ def test_sample_command_under_torchrun_shares_the_images():
         assert r.returncode == 0, r.stderr[-2000:]
         two, one = torch.load(d / 'two.pt'), torch.load(d / 'one.pt')
         assert two.shape == (64, 1, 32, 32) and torch.allclose(two, one, atol=1e-6), (two - one).abs().max()
+        guided = args + ['--guide', str(d / 'run'), '--guide-raw', '--guidance', '2']  # each rank loads the guide
+        out = launch(2, exe, *guided, '--out', str(d / 'two-g'))
+        assert out.count('wrote ') == 1 and 'guided by' in out, out
+        r = subprocess.run([exe, *guided, '--out', str(d / 'one-g')], capture_output=True, text=True, env=env,
+                           timeout=600)
+        assert r.returncode == 0, r.stderr[-2000:]
+        two, one = torch.load(d / 'two-g.pt'), torch.load(d / 'one-g.pt')
+        assert torch.allclose(two, one, atol=1e-6) and not torch.allclose(two, torch.load(d / 'one.pt'), atol=1e-3)
