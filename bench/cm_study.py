@@ -11,16 +11,22 @@ RUNS/teacher-sSEED. It is tuned with `init_config(teacher, TUNE)`, `callback='co
 into RUNS/ect-sSEED. Then, from sampling seed 1000 + seed and the same noise for every draw:
 
 - the consistency run draws with 1, 2 and 4 calls (`cm_grid`: σ_max, then ECT's 0.821 and Karras levels between);
-- the teacher draws with DDIM and DPM-Solver++ (2M) at 1, 2 and 4 calls, and with its own sampler, ancestral DDPM in
-  50 steps, its best.
+- the teacher draws with DDIM (on the trailing grid, which starts from pure noise: the default's leading one wastes
+  few steps) and DPM-Solver++ (2M) at 1, 2 and 4 calls, and with its own sampler, ancestral DDPM in 50 steps, its best.
 
 Every draw of `n` images is scored with `ImageEval.report` (FID at n with its interval, FID∞) and `fidelity_report`
 (precision, recall, density, coverage). A run's training time is the sum of its epochs' times; tuning and teacher
 are timed the same way, on the same machine. Rows are written after each draw; a draw already in the file is skipped,
 so the study resumes where it stopped. `--store` merges such files into `diffnotes/results/cm_study.json`, which the
 chapter reads. `--tiny` checks the script in a minute.
+
+    python bench/cm_study.py --cost [--repeats 3]
+
+measures what the runs' wall-clock times cannot, when other runs share the cores: the cost of an epoch of tuning
+against an epoch of training, side by side in one process, alternating (an epoch each from seed 0's teacher, `repeats`
+times; the ratio of the medians). It writes RUNS/cost.json, which `--store` adds to the study as `epoch_ratio`.
 """
-import argparse, contextlib, io, json, platform, time, warnings
+import argparse, contextlib, io, json, platform, statistics, tempfile, time, warnings
 from pathlib import Path
 warnings.filterwarnings('ignore')
 import torch
@@ -53,7 +59,7 @@ def run_seed(seed, a, ev, rows, out, meta):
         if (who, sampler, k) in have: continue
         model, c = nets[who]
         start = time.perf_counter()
-        x = sample_from(model, c, a.n, sampler, k, seed=1000 + seed)
+        x = sample_from(model, c, a.n, sampler, k, seed=1000 + seed, spacing='trailing' if sampler == 'ddim' else None)
         rows.append({'seed': seed, 'model': who, 'sampler': sampler, 'calls': k,
                      'train_seconds': secs[who], 'teacher_seconds': secs['teacher'],
                      'sample_seconds': round(time.perf_counter() - start, 1), **score(ev, x)})
@@ -61,7 +67,20 @@ def run_seed(seed, a, ev, rows, out, meta):
               f"precision {rows[-1]['precision']:.3f}  recall {rows[-1]['recall']:.3f}", flush=True)
         out.write_text(json.dumps({**meta, 'rows': rows}, ensure_ascii=False, indent=1) + '\n')
 
-def store(files, dest='diffnotes/results/cm_study.json'):
+def epoch_ratio(teacher, repeats=3, tune=TUNE):
+    "Median seconds of one epoch of tuning over one epoch of training from `teacher`, measured alternately here"
+    base, times = load_checkpoint(teacher)['config'], {'train': [], 'tune': []}
+    with tempfile.TemporaryDirectory() as d:
+        for i in range(repeats):
+            for kind, over in (('train', {}), ('tune', dict(callback='consistency', **tune))):
+                cfg = init_config(base, teacher, {**over, 'epochs': 1})
+                start = time.perf_counter()
+                with contextlib.redirect_stdout(io.StringIO()):
+                    train_run(cfg, Path(d) / f'{kind}{i}', progress=False, sample=False)
+                times[kind].append(time.perf_counter() - start)
+    return statistics.median(times['tune']) / statistics.median(times['train']), times
+
+def store(files, dest='diffnotes/results/cm_study.json', runs='runs/cm_study'):
     "Merge the rows of `files` (later files win) into the chapter's stored study"
     metas, rows = [json.loads(Path(f).read_text()) for f in files], {}
     for m in metas:
@@ -69,6 +88,8 @@ def store(files, dest='diffnotes/results/cm_study.json'):
     order = [d[:2] for d in DRAWS]
     rows = sorted(rows.values(), key=lambda r: (r['seed'], order.index((r['model'], r['sampler'])), r['calls']))
     study = {k: metas[0][k] for k in ('device', 'threads', 'torch', 'platform', 'n', 'tune', 'draws')}
+    cost = Path(runs) / 'cost.json'
+    if cost.exists(): study['epoch_ratio'] = json.loads(cost.read_text())['epoch_ratio']
     write_study(dest, study, rows)
     print(f'wrote {len(rows)} rows to {dest}')
 
@@ -81,8 +102,15 @@ def main():
     ap.add_argument('--n', type=int, default=512)
     ap.add_argument('--tiny', action='store_true')
     ap.add_argument('--store', nargs='*', default=None)
+    ap.add_argument('--cost', action='store_true')
+    ap.add_argument('--repeats', type=int, default=3)
     a = ap.parse_args()
-    if a.store: return store(a.store)
+    if a.store: return store(a.store, runs=a.runs)
+    if a.cost:
+        ratio, times = epoch_ratio(Path(a.teachers) / 'default--v--Min-SNR-5-s0', a.repeats)
+        Path(a.runs).mkdir(parents=True, exist_ok=True)
+        (Path(a.runs) / 'cost.json').write_text(json.dumps({'epoch_ratio': round(ratio, 3), 'seconds': times}) + '\n')
+        return print(f'an epoch of tuning costs {ratio:.2f} epochs of training')
     out = Path(a.out or Path(a.runs) / 'rows.json')
     out.parent.mkdir(parents=True, exist_ok=True)
     rows = json.loads(out.read_text())['rows'] if out.exists() else []

@@ -174,6 +174,7 @@ class ConsistencyUNet2DModel(ModelMixin, ConfigMixin):
         return ((sigma / (1 + sigma) if c.objective == 'flow' else sigma.log() / 4) * c.t_scale).float()
 
     def forward(self, sample, timestep, class_labels=None, return_dict:bool=True):
+        "The F of the pipeline's c_in·x at its 250·ln σ (`timestep`) with `class_labels` (None: the null class)"
         c, view = self.config, lambda v: v.view(-1, *[1] * (sample.ndim - 1))
         sigma = (torch.as_tensor(timestep, device=sample.device).double() / 250).exp().expand(len(sample))
         q = sigma**2 + c.sigma_data**2
