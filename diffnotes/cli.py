@@ -159,7 +159,7 @@ def sample(run:str,              # a run folder holding `model.pt`, or a checkpo
            guide:str=None,       # autoguidance: a weaker run of the same data and path (folder or checkpoint)
            guide_ema_length:float=None, # the guide's post-hoc average of this relative width (a short one guides)
            guide_raw:bool=False, # the guide's last weights, not their average (a run can guide itself)
-           guide_mix:float=None, # a `--cond` run with `--guide`: autoguidance's share of w in [0, 1], the rest CFG's (1)
+           guide_mix:float=None, # `--cond` runs with `--guide`: autoguidance's share of w in [0, 1], the rest CFG's
            device:str=None,      # where to sample: cpu, cuda, cuda:N or mps (default: a GPU if there is one)
            max_params:int=MAX_PARAMS, # refuse a checkpoint describing a larger model (a hostile or mistaken file)
           ):
@@ -279,7 +279,7 @@ def export(run:str, # a checkpoint or run folder of a `--callback ddpm`, `flow` 
     if json.loads((p / 'model_index.json').read_text())['_class_name'] == 'ConsistencyModelPipeline':
         print(f"wrote {p}: load it with diffusers' ConsistencyModelPipeline.from_pretrained(folder{trust}) and call "
               "it with num_inference_steps 1 or 2, or timesteps [2520·i // (K − 1) for i = K − 1, …, 0] for K calls: "
-              "the images of `diffnotes sample`" + (", of the classes in `class_labels`" if unet['num_class_embeds'] else ""))
+              "the images of `diffnotes sample`" + ", with `class_labels`" * bool(unet['num_class_embeds']))
     elif unet.get('num_class_embeds') or unet.get('n_classes'):  # diffusers' pipelines pass no labels
         null = unet.get('n_classes') or unet['num_class_embeds'] - 1
         print(f"wrote {p}: a class-conditional U-Net (null class {null}); diffusers' pipelines pass no labels, so load "

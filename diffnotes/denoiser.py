@@ -129,7 +129,8 @@ class Denoiser:
             out = call(self.model, y)
             return out if w == 1 else _guided(call(self.guide_net, y), out, w, u.shape[1])
         if self.guide_net is not None:  # both: the weak side is the null class's output and the guide's, mixed
-            c, n = self.model(torch.cat([u, u]), torch.cat([t, t]), torch.cat([y, torch.full_like(y, self.null)])).chunk(2)
+            yn = torch.cat([y, torch.full_like(y, self.null)])
+            c, n = self.model(torch.cat([u, u]), torch.cat([t, t]), yn).chunk(2)
             return _guided(torch.lerp(n, call(self.guide_net, y), self.guide_mix), c, w, u.shape[1])
         if y is None or w == 1: return call(self.model, y)
         null = torch.full_like(y, self.null)

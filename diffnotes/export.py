@@ -118,7 +118,7 @@ def check_exportable(cfg:RunConfig, # the run's configuration
                          "DDIMScheduler, which knows no velocity; give `pipeline` 'ddpm' (it keeps the flow's)")
 
 def _add_module(folder, cm=False):
-    "The TinyUNet class (and a consistency run's wrapper) comes with the folder, in `unet/`; `model_index.json` names it"
+    "The TinyUNet class (and a consistency run's wrapper) comes along, in `unet/`; `model_index.json` names it"
     import diffnotes.export as e  # the exported module: its source is on disk
     extra = ['', 'from diffusers import UNet2DModel', '', inspect.getsource(e.ConsistencyUNet2DModel)] if cm else []
     (folder / 'unet' / f'{TINY_MODULE}.py').write_text('\n'.join([standalone_source(), *extra]))

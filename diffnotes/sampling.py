@@ -115,7 +115,7 @@ def sample_from(model,              # a trained model
                 guidance:float=1.,  # conditional runs: classifier-free guidance weight w (1 conditional, 0 not)
                 interval=None,      # `(sigma_lo, sigma_hi)`, the σ range where guidance applies
                 guide=None,         # `(model, cfg)` of a weaker run guiding this one (autoguidance), e.g. `load_guide`
-                guide_mix:float=1., # conditional runs with a `guide`: autoguidance's share of the guidance, the rest CFG's
+                guide_mix:float=1., # conditional runs with a `guide`: autoguidance's share of w, the rest CFG's
                 spacing=None,       # 'ddim', σ samplers: the grid's spacing or times; 'consistency': its σ's
                )->torch.Tensor:
     "Draw `n` images from a model trained with configuration `cfg`, clamped to [-1, 1] as diffusers' pipelines do"
