@@ -31,7 +31,7 @@ from pathlib import Path
 warnings.filterwarnings('ignore')
 import torch
 from diffnotes.config import RunConfig, init_config
-from diffnotes.runs import train_run
+from diffnotes.runs import train_run, save_grid
 from diffnotes.sampling import load_run, sample_from
 from diffnotes.checkpoints import load_checkpoint
 from diffnotes.eval import ImageEval
@@ -80,8 +80,12 @@ def epoch_ratio(teacher, repeats=3, tune=TUNE):
                 times[kind].append(time.perf_counter() - start)
     return statistics.median(times['tune']) / statistics.median(times['train']), times
 
-def store(files, dest='diffnotes/results/cm_study.json', runs='runs/cm_study'):
-    "Merge the rows of `files` (later files win) into the chapter's stored study"
+GRIDS = (('consistency', 'consistency', 1), ('consistency', 'consistency', 2), ('teacher', 'dpm', 2),
+         ('teacher', 'ddpm', 50))  # the chapter's grids of seed 0
+
+def store(files, dest='diffnotes/results/cm_study.json', runs='runs/cm_study', teachers='runs/flow_study'):
+    ("Merge the rows of `files` (later files win) into the chapter's stored study, and draw `GRIDS` from seed 0's "
+     "runs: the first 64 images of the study's draws (per-image noise)")
     metas, rows = [json.loads(Path(f).read_text()) for f in files], {}
     for m in metas:
         for r in m['rows']: rows[r['seed'], r['model'], r['sampler'], r['calls']] = r
@@ -92,6 +96,12 @@ def store(files, dest='diffnotes/results/cm_study.json', runs='runs/cm_study'):
     if cost.exists(): study['epoch_ratio'] = json.loads(cost.read_text())['epoch_ratio']
     write_study(dest, study, rows)
     print(f'wrote {len(rows)} rows to {dest}')
+    teacher = Path(teachers) / 'default--v--Min-SNR-5-s0'
+    nets = {'teacher': load_run(teacher if teacher.exists() else Path(runs) / 'teacher-s0', device='cpu'),
+            'consistency': load_run(Path(runs) / 'ect-s0', device='cpu')}
+    for who, sampler, k in GRIDS:
+        x = sample_from(*nets[who], 64, sampler, k, seed=1000, spacing='trailing' if sampler == 'ddim' else None)
+        save_grid(x, Path(dest).parent / f'cm_{who}_{sampler}_{k}.png')
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -105,7 +115,7 @@ def main():
     ap.add_argument('--cost', action='store_true')
     ap.add_argument('--repeats', type=int, default=3)
     a = ap.parse_args()
-    if a.store: return store(a.store, runs=a.runs)
+    if a.store: return store(a.store, runs=a.runs, teachers=a.teachers)
     if a.cost:
         ratio, times = epoch_ratio(Path(a.teachers) / 'default--v--Min-SNR-5-s0', a.repeats)
         Path(a.runs).mkdir(parents=True, exist_ok=True)
