@@ -103,7 +103,8 @@ def check_exportable(cfg:RunConfig, # the run's configuration
         raise ValueError("diffusers' pipelines call the U-Net on x_t and t, without EDM's scalings: "
                          "an 'edm' run does not export; train with `callback` 'ddpm' or 'flow'")
     if cfg.callback == 'continuous' or cfg.callback == 'consistency' and path_callback(cfg) == 'continuous':
-        what = "a consistency run tuned from a 'continuous' one" if cfg.callback == 'consistency' else 'this run'
+        what = ("a consistency run tuned from a `callback` 'continuous' run" if cfg.callback == 'consistency'
+                else "a `callback` 'continuous' run")
         raise ValueError(f"diffusers has no scheduler that calls a U-Net on the continuous times of {what}; "
                          "train with `callback` 'ddpm' or 'flow' to export (`diffnotes sample` draws from any run)")
     if (cfg.callback == 'consistency') != (pipeline == 'consistency'):

@@ -234,7 +234,11 @@ API = [
      ValueError, ["the model's output is not finite", 'sampling stopped there']),
     # export to diffusers
     ('export_diffusers pipeline="euler"', lambda: export_diffusers('no/such/run', 'out', pipeline='euler'), ValueError,
-     ['`pipeline`', "('ddpm', 'ddim')"]),
+     ['`pipeline`', "('ddpm', 'ddim', 'consistency')"]),
+    ('check_exportable a consistency run as ddim', lambda: check_exportable(CM_CFG, 'ddim'), ValueError,
+     ["`pipeline` 'ddim' cannot sample a `callback` 'consistency' run", "give `pipeline` 'consistency'"]),
+    ('check_exportable a ddpm run as consistency', lambda: check_exportable(RunConfig(), 'consistency'), ValueError,
+     ["`pipeline` 'consistency' cannot sample a `callback` 'ddpm' run", "'ddpm' or 'ddim'"]),
     ('export of a flow run to DDIMPipeline', lambda: check_exportable(RunConfig(callback='flow'), 'ddim'), ValueError,
      ["`pipeline` 'ddim' cannot sample a flow run", "give `pipeline` 'ddpm'"]),
     ('export of a learned-variance run to DDIMPipeline',
