@@ -23,7 +23,7 @@ import torch
 from diffnotes.config import RunConfig
 from diffnotes.runs import train_run, save_grid
 from diffnotes.sampling import load_run
-from diffnotes.studies import guidance_sweep, GUIDANCE_SWEEP
+from diffnotes.studies import guidance_sweep, GUIDANCE_SWEEP, short, write_study
 from diffnotes.eval import ImageEval, fid_infinity
 from diffnotes.fidelity import prdc
 
@@ -42,12 +42,6 @@ def real_subset(ev, n, seed=0):
     "`n` of the reference's real test features, the real side of precision and recall (as many as the samples)"
     g = torch.Generator().manual_seed(seed)
     return ev.ref['kid_feats'].double()[torch.randperm(len(ev.ref['kid_feats']), generator=g)[:n]].cpu()
-
-def short(v):
-    "Floats to 6 significant digits, so that the file stays small"
-    if isinstance(v, float): return float(f'{v:.6g}')
-    if isinstance(v, (list, tuple)): return [short(u) for u in v]
-    return v
 
 def train(seed, runs, tiny):
     "Train the conditional default run with `seed` into `runs`/seed{seed}, unless it is there; its training seconds"
@@ -74,10 +68,8 @@ def score(seed, name, run, cfg, ev, n, real, secs):
     return {k: short(v) for k, v in r.items()}, xs[name]
 
 def write(out, rows, meta):
-    rows = sorted(rows, key=lambda r: (r['seed'], list(GUIDANCE_SWEEP).index(r['setting'])))
-    body = ',\n'.join(' ' + json.dumps(r, ensure_ascii=False) for r in rows)
-    head = json.dumps(meta, ensure_ascii=False)[:-1]
-    Path(out).write_text(f'{head}, "rows": [\n{body}\n]}}\n')
+    "The rows, by seed and setting, and `meta` as the chapter's JSON (`write_study`)"
+    write_study(out, meta, sorted(rows, key=lambda r: (r['seed'], list(GUIDANCE_SWEEP).index(r['setting']))))
 
 def merge(files, out):
     "Join the rows of `files` into `out`, keeping only the settings that every seed reached (a sweep stopped early)"
