@@ -98,7 +98,7 @@ class Denoiser:
             raise ValueError(f"`labels` must be an integer or a 1-d tensor of integers; got {self.labels!r}")
         m = getattr(self.model, 'module', self.model)
         n = null_class if null_class is not None else getattr(m, 'n_classes', None)
-        if n is None and guide_net is None:
+        if n is None and (guide_net is None or self.guide_mix != 1):  # the null class is called
             raise ValueError("`null_class`: the model has no `n_classes`; give the null class's label")
         if n is None: return self  # autoguidance: both networks take the labels, no null class is called
         self.null = check_int(n, 'null_class', 0)
