@@ -38,11 +38,16 @@ def diffusers_unet(model, # a model of `build_model`, with its weights
     ("The diffusers model holding `model`'s weights: a plain `UNet2DModel`, or a `TinyUNet2DModel` for a TinyUNet; "
      "a consistency run's inside `ConsistencyUNet2DModel`")
     if cfg.callback == 'consistency': return consistency_unet(model, cfg)
-    if cfg.model == 'unet':  # takes the scheduler's times as they come: N·σ is what our subclass made of a flow's t
+    return _diffusers_net(model, cfg, model.t_scale / FLOW_TRAIN_STEPS if cfg.callback == 'flow' else model.t_scale)
+
+def _diffusers_net(model, cfg, t_scale):
+    ("A diffusers copy of `model` with its weights: a plain `UNet2DModel`, which takes the scheduler's times as they "
+     "come (N·σ is what our subclass made of a flow's t), or a `TinyUNet2DModel` whose continuous times are scaled "
+     "by `t_scale`")
+    if cfg.model == 'unet':
         unet = UNet2DModel.from_config({k: v for k, v in model.config.items() if not k.startswith('_')})
         unet.load_state_dict(model.state_dict())
         return unet
-    t_scale = model.t_scale / FLOW_TRAIN_STEPS if cfg.callback == 'flow' else model.t_scale  # it sees N·t already
     unet = TinyUNet2DModel(model.conv_in.in_channels, model.out[-1].out_channels, False, cfg.channels,
                            model.emb_dim, t_scale, cfg.size, model.n_classes)
     unet.net.load_state_dict(model.state_dict())
@@ -149,7 +154,7 @@ class ConsistencyUNet2DModel(ModelMixin, ConfigMixin):
         if objective not in ('eps', 'x0', 'v', 'flow', 'edm'):
             raise ValueError(f"`objective` must be 'eps', 'x0', 'v', 'flow' or 'edm'; got {objective!r}")
         if log_sigmas is None and objective not in ('flow', 'edm'):
-            raise ValueError("`log_sigmas`: a network of objective {objective!r} needs its steps' ln σ")
+            raise ValueError(f"`log_sigmas`: a network of objective {objective!r} needs its steps' ln σ")
         self.net = (TinyUNet2DModel if net_class == 'TinyUNet2DModel' else UNet2DModel).from_config(net_config)
 
     def net_parts(self, sigma):
@@ -194,15 +199,12 @@ def consistency_unet(model, # a consistency run's model (`build_model`), with it
                      cfg:RunConfig, # its configuration
                     )->ConsistencyUNet2DModel:
     "The wrapper that `ConsistencyModelPipeline` calls, around a diffusers copy of `model` (time factor 1 inside it)"
-    sched, tiny = build_schedule(cfg), cfg.model == 'tiny'
-    if tiny: net = TinyUNet2DModel(model.conv_in.in_channels, model.out[-1].out_channels, False, cfg.channels,
-                                   model.emb_dim, 1., cfg.size, model.n_classes)
-    else: net = UNet2DModel.from_config({k: v for k, v in model.config.items() if not k.startswith('_')})
+    sched, net = build_schedule(cfg), _diffusers_net(model, cfg, 1.)  # the wrapper scales continuous times
     log_sigmas = sigma_of_abar(sched.tables['abar']).log().tolist() if sched.discrete else None
     w = ConsistencyUNet2DModel(type(net).__name__, {k: v for k, v in net.config.items() if not k.startswith('_')},
                                cfg.objective, log_sigmas, model.t_scale, consistency_scheduler(cfg).config.sigma_min,
                                cfg.sigma_data or 0.5, cfg.size, cfg.in_channels, model.n_classes)
-    (w.net.net if tiny else w.net).load_state_dict(model.state_dict())
+    w.net.load_state_dict(net.state_dict())
     return w
 
 def consistency_scheduler(cfg:RunConfig, # a consistency run's configuration
