@@ -49,6 +49,11 @@ GUIDES = {'raw': None, 'small': dict(channels=(8, 16, 32)), 'short': dict(epochs
 WEIGHTS = (1.5, 2.5)
 KEEP = ('n', 'fid', 'fid_ci95', 'fid_sd', 'floor', 'fid_inf', 'fid_inf_ci95', 'floor_inf')
 
+def machine():
+    "Where the study runs: the GPU's name or 'CPU', the threads, torch's version and the platform"
+    return {'device': torch.cuda.get_device_name() if torch.cuda.is_available() else 'CPU',
+            'threads': torch.get_num_threads(), 'torch': torch.__version__, 'platform': platform.machine()}
+
 def epoch_seconds(d):
     "The training time of the run in `d`: the sum of its epochs' times in `history.csv` (m:ss)"
     times = [line.split(',')[-1] for line in (Path(d) / 'history.csv').read_text().split()[1:]]
@@ -168,9 +173,7 @@ def main():
     out = Path(a.out or Path(a.runs) / 'rows.json')
     out.parent.mkdir(parents=True, exist_ok=True)
     rows = json.loads(out.read_text())['rows'] if out.exists() else []
-    meta = {'device': torch.cuda.get_device_name() if torch.cuda.is_available() else 'CPU',
-            'threads': torch.get_num_threads(), 'torch': torch.__version__, 'platform': platform.machine(), 'n': a.n,
-            'guides': GUIDES, 'weights': list(WEIGHTS), 'sampler': ['ddpm', 50]}
+    meta = {**machine(), 'n': a.n, 'guides': GUIDES, 'weights': list(WEIGHTS), 'sampler': ['ddpm', 50]}
     ev = ImageEval.fashion_mnist()
     for seed in a.seeds: (cond_seed if a.cond else run_seed)(seed, a, ev, rows, out, meta)
 

@@ -26,17 +26,16 @@ measures what the runs' wall-clock times cannot, when other runs share the cores
 against an epoch of training, side by side in one process, alternating (an epoch each from seed 0's teacher, `repeats`
 times; the ratio of the medians). It writes RUNS/cost.json, which `--store` adds to the study as `epoch_ratio`.
 """
-import argparse, contextlib, io, json, platform, statistics, tempfile, time, warnings
+import argparse, contextlib, io, json, statistics, tempfile, time, warnings
 from pathlib import Path
 warnings.filterwarnings('ignore')
-import torch
 from diffnotes.config import RunConfig, init_config
 from diffnotes.runs import train_run, save_grid
 from diffnotes.sampling import load_run, sample_from
 from diffnotes.checkpoints import load_checkpoint
 from diffnotes.eval import ImageEval
 from diffnotes.studies import write_study
-from autoguidance_study import trained, score  # the same timing and scoring as the autoguidance study
+from autoguidance_study import trained, score, machine  # the autoguidance study's timing, scoring and meta
 
 TUNE = dict(epochs=4, cm_stage_every=50, lr=3e-4, ema_decay=0.99)  # a sixth of the teacher's 24 epochs
 CALLS = (1, 2, 4)
@@ -124,9 +123,7 @@ def main():
     out = Path(a.out or Path(a.runs) / 'rows.json')
     out.parent.mkdir(parents=True, exist_ok=True)
     rows = json.loads(out.read_text())['rows'] if out.exists() else []
-    meta = {'device': torch.cuda.get_device_name() if torch.cuda.is_available() else 'CPU',
-            'threads': torch.get_num_threads(), 'torch': torch.__version__, 'platform': platform.machine(), 'n': a.n,
-            'tune': TUNE, 'draws': DRAWS}
+    meta = {**machine(), 'n': a.n, 'tune': TUNE, 'draws': DRAWS}
     ev = ImageEval.fashion_mnist()
     for seed in a.seeds: run_seed(seed, a, ev, rows, out, meta)
 
